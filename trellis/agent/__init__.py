@@ -1,0 +1,1 @@
+"""The agent process: wiring, lifecycle, signals (see agent.py)."""

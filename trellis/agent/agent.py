@@ -1,0 +1,343 @@
+"""The composition root: one process = store + view + API + DNS + check runners.
+
+    config files + flags ─▶ AgentConfig
+                               │
+    SQLiteBackend ─watch─▶ View ◀── queries ── HTTP API (aiohttp), DNS server
+         ▲                  │
+         └──── Writer ◀─────┴── LocalAgent (register, TTL, maintenance) ◀── CheckRunner
+
+Lifecycle: ``run()`` starts everything in one TaskGroup and returns when ``stop()``
+is called (SIGTERM/SIGINT). SIGHUP re-reads the config files and re-registers
+the services and checks they define (``reload()``). A write is answered only
+after the backend committed it and the view applied it, so a ``kill -9`` after a
+200 loses nothing: the next start rebuilds the view from the backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from trellis.acl import Resolver
+from trellis.agent import identity
+from trellis.agent.local import LocalAgent, SidecarPorts
+from trellis.api import routes_agent, routes_catalog, routes_health, routes_status
+from trellis.api.app import make_app
+from trellis.catalog import write
+from trellis.catalog.keys import ServiceRef
+from trellis.catalog.model import (
+    SERF_CHECK_ID,
+    SERF_CHECK_NAME,
+    SERF_CHECK_OUTPUT,
+    Check,
+    CheckStatus,
+    Node,
+    Service,
+)
+from trellis.catalog.query import aggregate_status
+from trellis.catalog.tables import catalog_tables
+from trellis.config.agent_config import AgentConfig
+from trellis.store.sqlite import SQLiteBackend
+from trellis.store.view import View
+from trellis.store.writer import Plan, Writer
+
+log = logging.getLogger("trellis.agent")
+
+CONSUL_SERVICE = "consul"
+
+
+class _Stopped(Exception):
+    """Raised inside the agent's TaskGroup to end every task it owns."""
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig, *, reload_config: Callable[[], AgentConfig] | None = None) -> None:
+        self.cfg = cfg
+        self._reload_config = reload_config
+        self._stop = asyncio.Event()
+        self.view = View(catalog_tables())
+        self.backend: SQLiteBackend | None = None
+        self.writer: Writer | None = None
+        self.local: LocalAgent | None = None
+        self.runner: Any = None
+        self.node_name = cfg.node_name
+        self.datacenter = cfg.datacenter
+        self.node_id = ""
+        self.address = cfg.advertise_addr or cfg.bind_addr or "127.0.0.1"
+        self.http_addresses: list[tuple[str, int]] = []
+        self.dns_addresses: list[tuple[str, int]] = []
+        self._config_services: set[tuple[str, str]] = set()
+        self._config_checks: set[tuple[str, str]] = set()
+        self._tmpdir: tempfile.TemporaryDirectory | None = None
+        self.started = asyncio.Event()
+
+    # -- context for the API ---------------------------------------------------
+    @property
+    def server_address(self) -> str:
+        return f"{self.address}:{identity.SERVER_RPC_PORT}"
+
+    @property
+    def enable_script_checks(self) -> bool:
+        return self.cfg.enable_script_checks or self.cfg.enable_local_script_checks
+
+    def describe_member(self) -> dict[str, Any]:
+        return identity.member(node=self.node_name, address=self.address, datacenter=self.datacenter,
+                               node_id=self.node_id, server=self.cfg.server, grpc_port=self.cfg.ports.grpc)
+
+    def describe_self(self) -> dict[str, Any]:
+        assert self.local is not None
+        return identity.self_doc(
+            node=self.node_name, node_id=self.node_id, datacenter=self.datacenter,
+            server=self.cfg.server, address=self.address, grpc_port=self.cfg.ports.grpc,
+            debug_config=self.debug_config(), meta=dict(self.cfg.node_meta),
+            stats=identity.runtime_stats(self.view.revision, len(self.local.services()),
+                                         len(self.local.checks())),
+        )
+
+    def debug_config(self) -> dict[str, Any]:
+        return {
+            "NodeName": self.node_name, "NodeID": self.node_id, "Datacenter": self.datacenter,
+            "DataDir": self.cfg.data_dir, "ServerMode": self.cfg.server, "DevMode": self.cfg.dev,
+            "DNSDomain": self.cfg.domain, "EnableScriptChecks": self.cfg.enable_script_checks,
+            "HTTPAddrs": [f"tcp://{_fmt(h, p)}" for h, p in self.http_addresses],
+            "DNSAddrs": [f"udp://{_fmt(h, p)}" for h, p in self.dns_addresses],
+            "GRPCPort": self.cfg.ports.grpc, "HTTPPort": self.cfg.ports.http, "DNSPort": self.cfg.ports.dns,
+        }
+
+    async def ttl_update(self, check: Check, status: CheckStatus, output: str) -> None:
+        from trellis.health.model import CheckKey
+
+        self.runner.ttl_update(CheckKey(check.namespace, check.check_id), status, output)
+        await self.local.set_check_status(check.check_id, status, _cap(output, check), check.namespace)
+
+    # -- lifecycle ---------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        data_dir = self._data_dir()
+        self.node_id = _node_id(data_dir, self.cfg.node_id)
+        self.backend = await SQLiteBackend.open(
+            str(Path(data_dir) / "state.db"), synchronous="NORMAL" if self.cfg.dev else "FULL"
+        )
+        try:
+            async with asyncio.TaskGroup() as tg:  # raising _Stopped cancels every owned task
+                tg.create_task(self.view.run(self.backend), name="view")
+                await self.view.ready.wait()
+                self.writer = Writer(self.backend, self.view)
+                self.local = LocalAgent(
+                    self.view, self.writer, node=self.node_name, datacenter=self.datacenter,
+                    sidecar_ports=SidecarPorts(self.cfg.ports.sidecar_min_port, self.cfg.ports.sidecar_max_port),
+                )
+                await self._register_self()
+                await self._sync_config_definitions(self.cfg)
+                self._start_runner(tg)
+                http = await self._start_http()
+                tg.create_task(self._run_dns(), name="dns")
+                self._install_signals()
+                log.info("trellis agent running: node=%s dc=%s http=%s dns=%s", self.node_name,
+                         self.datacenter, self.http_addresses, self.dns_addresses)
+                self.started.set()
+                try:
+                    await self._stop.wait()
+                finally:
+                    log.info("shutting down")
+                    await http.cleanup()
+                raise _Stopped
+        except* _Stopped:
+            pass
+        finally:
+            self._remove_signals()
+            await self.backend.close()
+            if self._tmpdir is not None:
+                self._tmpdir.cleanup()
+
+    def _data_dir(self) -> str:
+        if self.cfg.data_dir:
+            os.makedirs(self.cfg.data_dir, exist_ok=True)
+            return self.cfg.data_dir
+        self._tmpdir = tempfile.TemporaryDirectory(prefix="trellis-dev-")
+        return self._tmpdir.name
+
+    # -- self registration ---------------------------------------------------------
+    async def _register_self(self) -> None:
+        node = Node(
+            name=self.node_name, address=self.address, id=self.node_id, datacenter=self.datacenter,
+            tagged_addresses=identity.tagged_addresses(self.address),
+            meta={**identity.node_meta(), **self.cfg.node_meta},
+        )
+        serf = Check(node=self.node_name, check_id=SERF_CHECK_ID, name=SERF_CHECK_NAME,
+                     status=CheckStatus.PASSING, output=SERF_CHECK_OUTPUT)
+
+        def plan(view: View) -> Plan:
+            p = Plan()
+            write.put_node(p, view, node)
+            write.put_check(p, view, serf, keep_state=False)
+            consul = view["services"].get(ServiceRef.of(self.node_name, "default", CONSUL_SERVICE))
+            if self.cfg.server:
+                write.put_service(p, view, Service(
+                    node=self.node_name, id=CONSUL_SERVICE, name=CONSUL_SERVICE,
+                    port=identity.SERVER_RPC_PORT, datacenter=self.datacenter,
+                ))
+            elif consul is not None:
+                write.delete_service(p, view, consul)
+            return p
+
+        await self.writer.apply(plan)
+
+    async def _sync_config_definitions(self, cfg: AgentConfig) -> None:
+        """Register what the config files define; drop what they no longer define."""
+        from trellis.catalog import definition
+
+        defns = list(cfg.services)
+        wanted = {(d.namespace or "default", d.id or d.name) for d in defns}
+        for ns, sid in sorted(self._config_services - wanted):
+            if self.local.service(sid, ns) is not None:
+                await self.local.deregister_service(sid, ns)
+        if defns:
+            await self.local.register_services(defns)
+        self._config_services = wanted
+        checks = [definition.config_check(c, node=self.node_name) for c in cfg.checks]
+        wanted_checks = {(c.namespace, c.check_id) for c in checks}
+        for ns, cid in sorted(self._config_checks - wanted_checks):
+            if self.local.check(cid, ns) is not None:
+                await self.local.deregister_check(cid, ns)
+        for c in checks:
+            await self.local.register_check(c)
+        self._config_checks = wanted_checks
+
+    async def reload(self) -> None:
+        if self._reload_config is None:
+            return
+        try:
+            cfg = self._reload_config()
+        except Exception as exc:  # a bad file must not stop a running agent
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return
+        self.cfg = dataclasses.replace(self.cfg, services=cfg.services, checks=cfg.checks)
+        await self._sync_config_definitions(self.cfg)
+        log.info("reloaded: %d services and %d checks from config files", len(cfg.services), len(cfg.checks))
+
+    # -- subsystems ----------------------------------------------------------------
+    async def _start_http(self) -> web.AppRunner:
+        app = make_app(self, [routes_agent, routes_catalog, routes_health, routes_status],
+                       pretty=self.cfg.dev, resolver=Resolver())
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        await runner.setup()
+        port = self.cfg.ports.http
+        for host in _hosts(self.cfg.addresses.http or self.cfg.client_addr):
+            site = web.TCPSite(runner, host, port, reuse_address=True)
+            await site.start()
+            self.http_addresses.append((host, port))
+        return runner
+
+    async def _run_dns(self) -> None:
+        if self.cfg.ports.dns <= 0:
+            return
+        from trellis.dns.server import DnsServer
+
+        hosts = _hosts(self.cfg.addresses.dns or self.cfg.client_addr)
+        self.dns_addresses = [(h, self.cfg.ports.dns) for h in hosts]
+        server = DnsServer(self.view, self.dns_config(), self.dns_addresses)
+        await server.run()
+
+    def dns_config(self) -> Any:
+        from trellis.dns.answer import DnsConfig
+
+        return DnsConfig.from_agent_config(self.cfg)
+
+    def _start_runner(self, tg: asyncio.TaskGroup) -> None:
+        from trellis.health.runner import CheckRunner
+
+        async def report(key: Any, status: CheckStatus, output: str) -> None:
+            try:
+                await self.local.set_check_status(key.check_id, status, output, key.namespace)
+            except Exception:  # a check result must never kill the runner
+                log.exception("recording the result of check %s failed", key)
+
+        async def deregister(service_id: str, namespace: str = "default") -> None:
+            if self.local.service(service_id, namespace) is not None:
+                log.info("deregistering %s: critical for longer than deregister_critical_service_after", service_id)
+                await self.local.deregister_service(service_id, namespace)
+
+        self.runner = CheckRunner(
+            report, enable_script_checks=self.enable_script_checks,
+            alias_status=self._alias_status, deregister=deregister,
+        )
+        tg.create_task(self.runner.run(), name="checks")
+        tg.create_task(self._follow_checks(), name="check-sync")
+
+    def _alias_status(self, node: str, service_id: str) -> tuple[CheckStatus, str]:
+        node = node or self.node_name
+        checks = list(self.view["checks"].node_level(node))
+        found = None
+        for s in self.view["services"].on_node(node):
+            if s.id == service_id:
+                found = s
+                checks += self.view["checks"].of_service(node, s.namespace, s.id)
+        if found is None:
+            return CheckStatus.CRITICAL, f"Service {service_id} could not be found on node {node}"
+        status = aggregate_status(checks)
+        return status, f"All checks passing." if status is CheckStatus.PASSING else f"Aliased service is {status.value}"
+
+    async def _follow_checks(self) -> None:
+        watch = [("node-checks", self.node_name.lower()), ("node-services", self.node_name.lower())]
+        while True:
+            index = self.view.index_of(watch)
+            self.runner.sync(self.local.checks())
+            self.runner.poke_alias()
+            await self.view.wait_change(watch, index, 3600)
+
+    # -- signals ---------------------------------------------------------------------
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGTERM, self.stop)
+            loop.add_signal_handler(signal.SIGINT, self.stop)
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+            pass
+
+    def _remove_signals(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+        except (NotImplementedError, RuntimeError):
+            pass
+
+
+def _hosts(addr: str) -> list[str]:
+    return addr.split() or ["127.0.0.1"]
+
+
+def _fmt(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _cap(output: str, check: Check) -> str:
+    limit = check.definition.output_max_size or 4096
+    return output if len(output) <= limit else output[:limit]
+
+
+def _node_id(data_dir: str, given: str) -> str:
+    """The node ID persists in the data dir so restarts keep the same node."""
+    path = Path(data_dir) / "node-id"
+    if given:
+        path.write_text(given)
+        return given
+    if path.exists():
+        return path.read_text().strip()
+    node_id = str(uuid.uuid4())
+    path.write_text(node_id)
+    return node_id

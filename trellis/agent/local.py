@@ -1,0 +1,214 @@
+"""The agent's own services and checks: register, deregister, maintenance, TTL.
+
+The agent's local state *is* the catalog entries on its node: every operation
+here plans a catalog write (pure, in catalog/) and commits it through the
+writer; check runners follow from the view. Definitions arrive decoded
+(catalog/definition.py) so this module holds no parsing and no HTTP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from trellis.catalog import keys, write
+from trellis.catalog.definition import PortPool, Registration, ServiceDefinition, build_registration
+from trellis.catalog.keys import CheckRef, ServiceRef
+from trellis.catalog.model import (
+    DEFAULT_NAMESPACE,
+    Check,
+    CheckStatus,
+    CheckType,
+    Service,
+)
+from trellis.errors import InvalidInput, NotFound
+from trellis.store.view import View
+from trellis.store.writer import Plan, Writer
+
+SERVICE_MAINT_PREFIX = "_service_maintenance:"
+NODE_MAINT_ID = "_node_maintenance"
+DEFAULT_MAINT_REASON = (
+    "Maintenance mode is enabled for this service, but no reason was provided. This is a default message."
+)
+DEFAULT_NODE_MAINT_REASON = (
+    "Maintenance mode is enabled for this node, but no reason was provided. This is a default message."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarPorts:
+    min_port: int = 21000
+    max_port: int = 21255
+
+
+class LocalAgent:
+    def __init__(
+        self, view: View, writer: Writer, *, node: str, datacenter: str, sidecar_ports: SidecarPorts
+    ) -> None:
+        self.view = view
+        self.writer = writer
+        self.node = node
+        self.datacenter = datacenter
+        self.sidecar_ports = sidecar_ports
+
+    # -- reads ---------------------------------------------------------------
+    def services(self) -> list[Service]:
+        return sorted(self.view["services"].on_node(self.node), key=lambda s: (s.namespace, s.id))
+
+    def service(self, service_id: str, namespace: str = DEFAULT_NAMESPACE) -> Service | None:
+        return self.view["services"].get(ServiceRef.of(self.node, namespace, service_id))
+
+    def checks(self) -> list[Check]:
+        return sorted(self.view["checks"].on_node(self.node), key=lambda c: (c.namespace, c.check_id))
+
+    def check(self, check_id: str, namespace: str = DEFAULT_NAMESPACE) -> Check | None:
+        return self.view["checks"].get(CheckRef.of(self.node, namespace, check_id))
+
+    # -- service registration --------------------------------------------------
+    def plan_registration(
+        self, view: View, defn: ServiceDefinition, *, replace_existing_checks: bool, plan: Plan | None = None
+    ) -> Plan:
+        plan = plan if plan is not None else Plan()
+        services = view["services"].on_node(self.node)
+        sidecar_id = f"{defn.id or defn.name}-sidecar-proxy" if defn.sidecar is not None else None
+        existing = next((s for s in services if s.id == sidecar_id), None) if sidecar_id else None
+        used = frozenset(s.port for s in services if s is not existing and s.port)
+        reg = build_registration(
+            defn,
+            node=self.node,
+            datacenter=self.datacenter,
+            sidecar_ports=PortPool(self.sidecar_ports.min_port, self.sidecar_ports.max_port, used),
+            existing_sidecar_port=existing.port if existing else 0,
+        )
+        self._plan_reg(plan, view, reg, replace_existing_checks)
+        return plan
+
+    def _plan_reg(self, plan: Plan, view: View, reg: Registration, replace: bool) -> None:
+        write.register_service(
+            view, reg.service, self._with_maintenance(view, reg.service, reg.checks),
+            replace_existing_checks=replace, plan=plan,
+        )
+        if reg.sidecar is not None:
+            self._plan_reg(plan, view, reg.sidecar, replace)
+
+    def _with_maintenance(self, view: View, service: Service, checks: Iterable[Check]) -> list[Check]:
+        """Keep a maintenance check across re-registration with replace-existing-checks."""
+        out = list(checks)
+        maint = view["checks"].get(CheckRef.of(self.node, service.namespace, SERVICE_MAINT_PREFIX + service.id))
+        if maint is not None:
+            out.append(maint)
+        return out
+
+    async def register_service(
+        self, defn: ServiceDefinition, *, replace_existing_checks: bool = False
+    ) -> None:
+        await self.writer.apply(
+            lambda view: self.plan_registration(view, defn, replace_existing_checks=replace_existing_checks)
+        )
+
+    async def register_services(self, defns: Iterable[ServiceDefinition]) -> None:
+        defns = list(defns)
+
+        def plan_all(view: View) -> Plan:
+            plan = Plan()
+            for d in defns:
+                self.plan_registration(view, d, replace_existing_checks=True, plan=plan)
+            return plan
+
+        await self.writer.apply(plan_all)
+
+    async def deregister_service(self, service_id: str, namespace: str = DEFAULT_NAMESPACE) -> None:
+        await self.writer.apply(lambda view: write.deregister_service(view, self.node, namespace, service_id))
+
+    # -- checks ----------------------------------------------------------------
+    async def register_check(self, check: Check) -> None:
+        check = dataclasses.replace(check, node=self.node)
+        if check.service_id:
+            service = self.service(check.service_id, check.namespace)
+            if service is None:
+                raise NotFound(f'ServiceID "{check.service_id}" does not exist')
+            check = dataclasses.replace(check, service_name=service.name, service_tags=service.tags)
+
+        def plan(view: View) -> Plan:
+            p = Plan()
+            if check.service_id:
+                svc = view["services"].get(ServiceRef.of(self.node, check.namespace, check.service_id))
+                if svc is None:
+                    raise NotFound(f'ServiceID "{check.service_id}" does not exist')
+                p.expect(_service_key(svc), svc.modify_index)
+            write.put_check(p, view, check)
+            return p
+
+        await self.writer.apply(plan)
+
+    async def deregister_check(self, check_id: str, namespace: str = DEFAULT_NAMESPACE) -> None:
+        def plan(view: View) -> Plan:
+            old = view["checks"].get(CheckRef.of(self.node, namespace, check_id))
+            if old is None:
+                raise NotFound(
+                    f'Unknown check ID "{check_id}". Ensure that the check ID is passed, not the check name.'
+                )
+            p = Plan()
+            write.delete_check(p, old)
+            return p
+
+        await self.writer.apply(plan)
+
+    async def set_check_status(
+        self, check_id: str, status: CheckStatus, output: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> None:
+        await self.writer.apply(
+            lambda view: write.set_check_status(view, self.node, namespace, check_id, status, output)
+        )
+
+    # -- maintenance -------------------------------------------------------------
+    async def service_maintenance(
+        self, service_id: str, enable: bool, reason: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> None:
+        def plan(view: View) -> Plan:
+            svc = view["services"].get(ServiceRef.of(self.node, namespace, service_id))
+            if svc is None:
+                raise NotFound(f'No service registered with ID "{service_id}"')
+            p = Plan()
+            check_id = SERVICE_MAINT_PREFIX + service_id
+            old = view["checks"].get(CheckRef.of(self.node, namespace, check_id))
+            if enable:
+                write.put_check(p, view, Check(
+                    node=self.node, check_id=check_id, name="Service Maintenance Mode",
+                    status=CheckStatus.CRITICAL, notes=reason or DEFAULT_MAINT_REASON,
+                    service_id=svc.id, service_name=svc.name, service_tags=svc.tags,
+                    type=CheckType.MAINTENANCE, namespace=namespace,
+                ), keep_state=False)
+            elif old is not None:
+                write.delete_check(p, old)
+            return p
+
+        await self.writer.apply(plan)
+
+    async def node_maintenance(self, enable: bool, reason: str) -> None:
+        def plan(view: View) -> Plan:
+            p = Plan()
+            old = view["checks"].get(CheckRef.of(self.node, DEFAULT_NAMESPACE, NODE_MAINT_ID))
+            if enable:
+                write.put_check(p, view, Check(
+                    node=self.node, check_id=NODE_MAINT_ID, name="Node Maintenance Mode",
+                    status=CheckStatus.CRITICAL, notes=reason or DEFAULT_NODE_MAINT_REASON,
+                    type=CheckType.MAINTENANCE,
+                ), keep_state=False)
+            elif old is not None:
+                write.delete_check(p, old)
+            return p
+
+        await self.writer.apply(plan)
+
+
+def _service_key(s: Service) -> str:
+    return keys.service_key(write.service_ref(s))
+
+
+def parse_status(value: str) -> CheckStatus:
+    try:
+        return CheckStatus(value)
+    except ValueError:
+        raise InvalidInput("Status", value, message=f"Invalid check status: '{value}'") from None

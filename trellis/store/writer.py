@@ -1,0 +1,74 @@
+"""Turning a planned change into one committed, applied revision.
+
+A *plan function* reads the view (pure) and returns a ``Plan``: the puts and
+deletes to make plus, for every key it read to decide them, a compare on that
+key's current revision. ``Writer.apply`` commits the plan in one backend txn and
+returns only once the view has applied it (read-your-writes). When a compare
+fails (someone else wrote first) the plan is recomputed on the newer view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from trellis.errors import Conflict
+from trellis.store import doc
+from trellis.store.backend import Backend, Compare, Delete, Put
+from trellis.store.view import View
+
+
+@dataclass(slots=True)
+class Plan:
+    compares: dict[str, int] = field(default_factory=dict)
+    puts: dict[str, bytes] = field(default_factory=dict)
+    deletes: set[str] = field(default_factory=set)
+
+    def expect(self, key: str, mod_revision: int) -> None:
+        """Require ``key`` to still be at ``mod_revision`` (0: absent) at commit."""
+        self.compares.setdefault(key, mod_revision)
+
+    def put(self, key: str, value: object, *, expected: int | None = None) -> None:
+        if expected is not None:
+            self.expect(key, expected)
+        self.deletes.discard(key)
+        self.puts[key] = doc.encode(value)
+
+    def delete(self, key: str, *, expected: int | None = None) -> None:
+        if expected is not None:
+            self.expect(key, expected)
+        self.puts.pop(key, None)
+        self.deletes.add(key)
+
+    @property
+    def empty(self) -> bool:
+        return not self.puts and not self.deletes
+
+
+PlanFn = Callable[[View], Plan]
+
+
+class Writer:
+    def __init__(self, backend: Backend, view: View, *, retries: int = 20) -> None:
+        self.backend = backend
+        self.view = view
+        self.retries = retries
+
+    async def apply(self, plan_fn: PlanFn) -> int:
+        """Commit what ``plan_fn`` plans; returns the revision the view now holds.
+
+        Raises whatever ``plan_fn`` raises (validation) before anything is written.
+        """
+        for _ in range(self.retries):
+            plan = plan_fn(self.view)
+            if plan.empty:
+                return self.view.revision
+            result = await self.backend.txn(
+                [Compare(k, r) for k, r in plan.compares.items()],
+                [Put(k, v) for k, v in plan.puts.items()],
+                [Delete(k) for k in sorted(plan.deletes)],
+            )
+            await self.view.wait_applied(result.revision)
+            if result.succeeded:
+                return result.revision
+        raise Conflict(f"gave up after {self.retries} conflicting concurrent writes; retry the request")
