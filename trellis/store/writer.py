@@ -9,6 +9,8 @@ fails (someone else wrote first) the plan is recomputed on the newer view.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,6 +48,7 @@ class Plan:
 
 
 PlanFn = Callable[[View], Plan]
+CATCH_UP = 0.5  # seconds to wait for the view after a lost compare
 
 
 class Writer:
@@ -68,7 +71,13 @@ class Writer:
                 [Put(k, v) for k, v in plan.puts.items()],
                 [Delete(k) for k in sorted(plan.deletes)],
             )
-            await self.view.wait_applied(result.revision)
             if result.succeeded:
+                await self.view.wait_applied(result.revision)
                 return result.revision
+            # Lost a compare: catch up before re-planning. On etcd the failed txn's
+            # revision may belong to a key outside our prefix and never reach our
+            # watch, so the wait is bounded.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CATCH_UP):
+                    await self.view.wait_applied(result.revision)
         raise Conflict(f"gave up after {self.retries} conflicting concurrent writes; retry the request")
