@@ -13,12 +13,12 @@ def apply(expr: str, schema: Any, docs: Iterable[dict[str, Any]]) -> list[dict[s
     docs = list(docs)
     if not expr:
         return docs
-    compiled = bexpr.compile(expr, schema)
+    compiled = bexpr.compile(bexpr.parse(expr), schema)
     return [d for d in docs if compiled.match(d)]
 
 
 def apply_map(expr: str, schema: Any, docs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     if not expr:
         return docs
-    compiled = bexpr.compile(expr, schema)
+    compiled = bexpr.compile(bexpr.parse(expr), schema)
     return {k: d for k, d in docs.items() if compiled.match(d)}
