@@ -61,8 +61,11 @@ class _Stopped(Exception):
 
 
 class Agent:
-    def __init__(self, cfg: AgentConfig, *, reload_config: Callable[[], AgentConfig] | None = None) -> None:
+    def __init__(
+        self, cfg: AgentConfig, *, dev: bool = False, reload_config: Callable[[], AgentConfig] | None = None
+    ) -> None:
         self.cfg = cfg
+        self.dev = dev
         self._reload_config = reload_config
         self._stop = asyncio.Event()
         self.view = View(catalog_tables())
@@ -107,7 +110,7 @@ class Agent:
     def debug_config(self) -> dict[str, Any]:
         return {
             "NodeName": self.node_name, "NodeID": self.node_id, "Datacenter": self.datacenter,
-            "DataDir": self.cfg.data_dir, "ServerMode": self.cfg.server, "DevMode": self.cfg.dev,
+            "DataDir": self.cfg.data_dir, "ServerMode": self.cfg.server, "DevMode": self.dev,
             "DNSDomain": self.cfg.domain, "EnableScriptChecks": self.cfg.enable_script_checks,
             "HTTPAddrs": [f"tcp://{_fmt(h, p)}" for h, p in self.http_addresses],
             "DNSAddrs": [f"udp://{_fmt(h, p)}" for h, p in self.dns_addresses],
@@ -115,10 +118,13 @@ class Agent:
         }
 
     async def ttl_update(self, check: Check, status: CheckStatus, output: str) -> None:
+        """Record a TTL result; the runner resets the deadline and writes the change."""
         from trellis.health.model import CheckKey
 
-        self.runner.ttl_update(CheckKey(check.namespace, check.check_id), status, output)
-        await self.local.set_check_status(check.check_id, status, _cap(output, check), check.namespace)
+        key = CheckKey(check.namespace, check.check_id)
+        if self.runner.state(key) is None:  # registered a moment ago: not synced yet
+            self.runner.sync(self.local.checks())
+        await self.runner.ttl_update(key, status, output)
 
     # -- lifecycle ---------------------------------------------------------------
     def stop(self) -> None:
@@ -128,7 +134,7 @@ class Agent:
         data_dir = self._data_dir()
         self.node_id = _node_id(data_dir, self.cfg.node_id)
         self.backend = await SQLiteBackend.open(
-            str(Path(data_dir) / "state.db"), synchronous="NORMAL" if self.cfg.dev else "FULL"
+            str(Path(data_dir) / "state.db"), synchronous="NORMAL" if self.dev else "FULL"
         )
         try:
             async with asyncio.TaskGroup() as tg:  # raising _Stopped cancels every owned task
@@ -205,9 +211,12 @@ class Agent:
             if self.local.service(sid, ns) is not None:
                 await self.local.deregister_service(sid, ns)
         if defns:
-            await self.local.register_services(defns)
+            await self.local.register_services(defns, source="config")
         self._config_services = wanted
-        checks = [definition.config_check(c, node=self.node_name) for c in cfg.checks]
+        checks = []
+        for spec in cfg.checks:
+            service = self.local.service(spec.service_id) if spec.service_id else None
+            checks.append(definition.build_check(spec, node=self.node_name, service=service, source="config"))
         wanted_checks = {(c.namespace, c.check_id) for c in checks}
         for ns, cid in sorted(self._config_checks - wanted_checks):
             if self.local.check(cid, ns) is not None:
@@ -231,7 +240,7 @@ class Agent:
     # -- subsystems ----------------------------------------------------------------
     async def _start_http(self) -> web.AppRunner:
         app = make_app(self, [routes_agent, routes_catalog, routes_health, routes_status],
-                       pretty=self.cfg.dev, resolver=Resolver())
+                       pretty=self.dev, resolver=Resolver())
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         port = self.cfg.ports.http
@@ -323,11 +332,6 @@ def _hosts(addr: str) -> list[str]:
 
 def _fmt(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _cap(output: str, check: Check) -> str:
-    limit = check.definition.output_max_size or 4096
-    return output if len(output) <= limit else output[:limit]
 
 
 def _node_id(data_dir: str, given: str) -> str:

@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from trellis.catalog import keys, write
-from trellis.catalog.definition import PortPool, Registration, ServiceDefinition, build_registration
+from trellis.catalog.definition import Registration, ServiceDefinition, build_registration
+from trellis.catalog.sidecar import PortPool, sidecar_id
 from trellis.catalog.keys import CheckRef, ServiceRef
 from trellis.catalog.model import (
     DEFAULT_NAMESPACE,
@@ -67,12 +68,13 @@ class LocalAgent:
 
     # -- service registration --------------------------------------------------
     def plan_registration(
-        self, view: View, defn: ServiceDefinition, *, replace_existing_checks: bool, plan: Plan | None = None
+        self, view: View, defn: ServiceDefinition, *, replace_existing_checks: bool,
+        plan: Plan | None = None, source: str = "",
     ) -> Plan:
         plan = plan if plan is not None else Plan()
         services = view["services"].on_node(self.node)
-        sidecar_id = f"{defn.id or defn.name}-sidecar-proxy" if defn.sidecar is not None else None
-        existing = next((s for s in services if s.id == sidecar_id), None) if sidecar_id else None
+        proxy_id = sidecar_id(defn.service_id) if defn.sidecar_service is not None else None
+        existing = next((s for s in services if s.id == proxy_id), None) if proxy_id else None
         used = frozenset(s.port for s in services if s is not existing and s.port)
         reg = build_registration(
             defn,
@@ -80,6 +82,7 @@ class LocalAgent:
             datacenter=self.datacenter,
             sidecar_ports=PortPool(self.sidecar_ports.min_port, self.sidecar_ports.max_port, used),
             existing_sidecar_port=existing.port if existing else 0,
+            source=source,
         )
         self._plan_reg(plan, view, reg, replace_existing_checks)
         return plan
@@ -107,13 +110,14 @@ class LocalAgent:
             lambda view: self.plan_registration(view, defn, replace_existing_checks=replace_existing_checks)
         )
 
-    async def register_services(self, defns: Iterable[ServiceDefinition]) -> None:
+    async def register_services(self, defns: Iterable[ServiceDefinition], *, source: str = "") -> None:
+        """Register several definitions in one write (config files at start and on reload)."""
         defns = list(defns)
 
         def plan_all(view: View) -> Plan:
             plan = Plan()
             for d in defns:
-                self.plan_registration(view, d, replace_existing_checks=True, plan=plan)
+                self.plan_registration(view, d, replace_existing_checks=True, plan=plan, source=source)
             return plan
 
         await self.writer.apply(plan_all)

@@ -80,8 +80,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return text(
             "Invalid URL path: if attempting to use the HTTP API, ensure the path starts with '/v1/'", 404
         )
-    except web.HTTPRequestEntityTooLarge as exc:
-        return text(f"Request decode failed: http: request body too large (limit {exc.max_size} bytes)", 400)
+    except web.HTTPRequestEntityTooLarge:
+        return text(f"Request decode failed: http: request body too large (limit {MAX_BODY} bytes)", 400)
 
 
 @web.middleware

@@ -187,7 +187,7 @@ _DEF_FIELDS = (
     ("HTTP", "http"), ("TLSServerName", "tls_server_name"), ("TLSSkipVerify", "tls_skip_verify"),
     ("Method", "method"), ("Body", "body"), ("DisableRedirects", "disable_redirects"),
     ("TCP", "tcp"), ("TCPUseTLS", "tcp_use_tls"), ("UDP", "udp"), ("H2PING", "h2ping"),
-    ("OSService", "os_service"), ("OutputMaxSize", "output_max_size"),
+    ("OSService", "os_service"),
     ("DockerContainerID", "docker_container_id"), ("Shell", "shell"), ("GRPC", "grpc"),
     ("GRPCUseTLS", "grpc_use_tls"), ("AliasNode", "alias_node"), ("AliasService", "alias_service"),
 )
@@ -207,6 +207,8 @@ def encode_check_definition(d: CheckDefinition) -> dict[str, Any]:
         out["H2PingUseTLS"] = True
     if d.args:
         out["ScriptArgs"] = list(d.args)
+    if d.output_max_size != CheckDefinition().output_max_size:
+        out["OutputMaxSize"] = d.output_max_size
     for key, attr in _DEF_DURATIONS:
         seconds = getattr(d, attr)
         if seconds:

@@ -4,6 +4,7 @@ except the hash-blocking ``/v1/agent/service/:id``)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import random
@@ -111,10 +112,10 @@ async def register_service(request: web.Request) -> web.Response:
     defn = definition.decode_service(body if body is not None else {}, origin="api")
     ns = params.namespace(request.query, request.headers)
     if defn.namespace in ("", "default") and ns != "default":
-        defn = definition.with_namespace(defn, ns)
+        defn = dataclasses.replace(defn, namespace=ns)
     authz = request["authz"]
     authz.require("service", defn.name, Access.WRITE)
-    if defn.sidecar is not None:
+    if defn.sidecar_service is not None:
         authz.require("service", f"{defn.name}-sidecar-proxy", Access.WRITE)
     await ctx.local.register_service(defn, replace_existing_checks=_replace_checks(request))
     return web.Response(status=200)
@@ -174,12 +175,18 @@ async def register_check(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     body = await read_json(request)
     ns = params.namespace(request.query, request.headers)
-    check = definition.decode_agent_check(body if body is not None else {}, node=ctx.node_name, namespace=ns)
-    if check.service_id:
-        s = ctx.local.service(check.service_id, check.namespace)
-        request["authz"].require("service", s.name if s else check.service_id, Access.WRITE)
+    spec = definition.decode_check(body if body is not None else {}, origin="api", in_service=False)
+    service = None
+    if spec.service_id:
+        service = ctx.local.service(spec.service_id, ns)
+        if service is None:
+            raise NotFound(f'ServiceID "{spec.service_id}" does not exist')
+        request["authz"].require("service", service.name, Access.WRITE)
     else:
         request["authz"].require("node", ctx.node_name, Access.WRITE)
+    check = definition.build_check(spec, node=ctx.node_name, service=service)
+    if service is None and ns != "default":
+        check = dataclasses.replace(check, namespace=ns)
     if check.type is CheckType.SCRIPT and not ctx.enable_script_checks:
         raise InvalidInput(
             "Args", message="Scripts are disabled on this agent; to enable, configure 'enable_script_checks' to true"

@@ -16,7 +16,8 @@ from typing import Any
 
 from trellis.catalog import keys, write
 from trellis.catalog.keys import CheckRef, ServiceRef
-from trellis.catalog.model import DEFAULT_NAMESPACE, Check, CheckStatus, Node, Service
+from trellis.catalog.model import DEFAULT_NAMESPACE, Check, CheckDefinition, CheckStatus, CheckType, Node, Service
+from trellis.catalog.sidecar import PortPool
 from trellis.errors import InvalidInput, NotFound, TrellisError
 from trellis.store.view import View
 from trellis.store.writer import Plan
@@ -122,7 +123,11 @@ def decode_register(body: Any, *, datacenter: str) -> RegisterRequest:
             raise missing_service_name()
         raw["Name"] = svc_name
         defn = definition.decode_service(raw, origin="api")
-        service = definition.build_service(defn, node=name, datacenter=dc)
+        if defn.sidecar_service is not None:
+            raise InvalidInput("Service.Connect.SidecarService",
+                               message="Request decode failed: a catalog registration cannot define a sidecar service")
+        service = definition.build_registration(
+            defn, node=name, datacenter=dc, sidecar_ports=PortPool(0, 0)).service
     raw_checks = []
     if d.get("Check"):
         raw_checks.append(d["Check"])
@@ -148,16 +153,28 @@ def _decode_health_check(data: Any, *, node: str, service: Service | None) -> Ch
     except ValueError:
         raise InvalidInput("Check.Status", status_s, message="Status for checks must 'passing', 'warning', 'critical'") from None
     service_id = _str(d, "ServiceID")
-    defn = definition.decode_check_definition(d.get("Definition") or {}, origin="api")
+    raw_def = d.get("Definition") or {}
+    if raw_def:
+        spec = definition.decode_check(raw_def, origin="api", in_service=True, path="Check.Definition")
+        check_def, check_type = spec.definition, spec.type
+    else:
+        check_def, check_type = CheckDefinition(), _check_type(_str(d, "Type"))
     check = Check(
         node=_str(d, "Node") or node, check_id=check_id, name=name, status=status,
         notes=_str(d, "Notes"), output=_str(d, "Output"), service_id=service_id,
-        definition=defn.definition, type=defn.type,
+        definition=check_def, type=check_type,
     )
     if service_id and service is not None and service.id == service_id:
         check = dataclasses.replace(check, service_name=service.name, service_tags=service.tags,
                                     namespace=service.namespace)
     return check
+
+
+def _check_type(value: str) -> CheckType:
+    try:
+        return CheckType(value)
+    except ValueError:
+        raise InvalidInput("Check.Type", value, message=f"Invalid check type {value!r}") from None
 
 
 def plan_register(view: View, req: RegisterRequest) -> Plan:

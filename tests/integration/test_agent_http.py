@@ -1,0 +1,99 @@
+"""HTTP edge behaviour of a real agent: errors, methods, headers, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "text"),
+    [
+        ("PUT", "/v1/agent/service/register", b"{bad json", 400, "line 1 column 2"),
+        ("PUT", "/v1/agent/service/register", {"Name": "x", "Bogus": 1}, 400, 'unknown field "Bogus"'),
+        ("PUT", "/v1/agent/service/register", {"Port": 1}, 400, "Missing service name"),
+        ("PUT", "/v1/agent/service/register", {"Name": "x", "Port": "abc"}, 400, "Port"),
+        ("PUT", "/v1/agent/service/register", {"Name": "x", "Check": {"Interval": "10s"}}, 400, "check"),
+        ("PUT", "/v1/agent/service/deregister/nope", None, 404, 'Unknown service ID "nope"'),
+        ("PUT", "/v1/agent/check/pass/nope", None, 404, 'Unknown check ID "nope"'),
+        ("GET", "/v1/health/service/web?index=abc", None, 400, "Invalid index"),
+        ("GET", "/v1/health/service/web?wait=forever", None, 400, "Invalid wait time"),
+        ("GET", "/v1/health/service/web?filter=Service.Nope%20%3D%3D%20x", None, 400, "Service.Nope"),
+        ("GET", "/v1/health/service/web?passing=maybe", None, 400, "Invalid value for ?passing"),
+        ("DELETE", "/v1/agent/service/register", None, 405, "method DELETE not allowed"),
+        ("GET", "/v1/nope", None, 404, "Invalid URL path"),
+        ("GET", "/v1/agent/service/nope", None, 404, "unknown service ID: nope"),
+        ("PUT", "/v1/agent/service/maintenance/nope?enable=true", None, 404, "No service registered"),
+        ("PUT", "/v1/agent/maintenance", None, 400, "Missing value for enable"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and v.startswith("/") else None,
+)
+def test_bad_requests_get_a_clear_error_and_change_nothing(agent, method, path, body, status, text):
+    _, before, _ = agent.request("GET", "/v1/catalog/services")
+    code, _, resp = agent.request(method, path, body)
+    assert code == status, resp
+    assert text in str(resp)
+    _, after, _ = agent.request("GET", "/v1/catalog/services")
+    assert before["X-Consul-Index"] == after["X-Consul-Index"]
+
+
+def test_oversized_body_is_rejected(agent):
+    code, _, resp = agent.request("PUT", "/v1/agent/service/register", b'{"Name":"' + b"x" * (5 << 20) + b'"}')
+    assert code == 400 and "too large" in resp
+
+
+def test_blocking_headers_and_default_acl_policy(agent):
+    code, headers, _ = agent.request("GET", "/v1/catalog/nodes")
+    assert code == 200
+    assert int(headers["X-Consul-Index"]) > 0
+    assert headers["X-Consul-KnownLeader"] == "true"
+    assert headers["X-Consul-LastContact"] == "0"
+    assert headers["X-Consul-Default-ACL-Policy"] == "allow"
+
+
+def test_seed_web_service_with_sidecar_registers_as_written(agent):
+    seed = {"service": {"name": "web", "port": 8080, "connect": {"sidecar_service": {
+        "port": 20000,
+        "check": {"name": "Connect Sidecar Health", "http": "http://localhost:20000/health", "interval": "10s"},
+        "proxy": {"upstreams": [{"destination_name": "api", "local_bind_port": 9090}]},
+    }}}}
+    code, _, resp = agent.request("PUT", "/v1/agent/service/register", seed["service"])
+    assert code == 200, resp
+    _, _, services = agent.request("GET", "/v1/agent/services")
+    sidecar = services["web-sidecar-proxy"]
+    assert sidecar["Kind"] == "connect-proxy" and sidecar["Port"] == 20000
+    assert sidecar["Proxy"]["DestinationServiceName"] == "web"
+    assert sidecar["Proxy"]["Upstreams"][0]["DestinationName"] == "api"
+    assert sidecar["Proxy"]["Upstreams"][0]["LocalBindPort"] == 9090
+    _, _, connect = agent.request("GET", "/v1/health/connect/web")
+    assert [e["Service"]["ID"] for e in connect] == ["web-sidecar-proxy"]
+    code, _, _ = agent.request("PUT", "/v1/agent/service/deregister/web")
+    assert code == 200
+    _, _, services = agent.request("GET", "/v1/agent/services")
+    assert "web-sidecar-proxy" not in services
+
+
+def test_agent_health_endpoints(agent):
+    agent.request("PUT", "/v1/agent/service/register", {"Name": "hs", "ID": "hs-1", "Check": {"TTL": "30s"}})
+    code, headers, doc = agent.request("GET", "/v1/agent/health/service/id/hs-1")
+    assert code == 503 and doc["AggregatedStatus"] == "critical"
+    agent.request("PUT", "/v1/agent/check/warn/service:hs-1")
+    code, _, doc = agent.request("GET", "/v1/agent/health/service/name/hs?format=text")
+    assert (code, doc) == (429, "warning")
+    agent.request("PUT", "/v1/agent/check/update/service:hs-1", {"Status": "passing", "Output": "ok"})
+    code, _, _ = agent.request("GET", "/v1/agent/health/service/id/hs-1")
+    assert code == 200
+    code, _, doc = agent.request("PUT", "/v1/agent/check/update/service:hs-1", {"Status": "bogus"})
+    assert code == 400 and "Invalid check status" in doc
+
+
+def test_service_maintenance_adds_and_removes_a_critical_check(agent):
+    agent.request("PUT", "/v1/agent/service/register", {"Name": "mnt", "Port": 1})
+    assert agent.request("PUT", "/v1/agent/service/maintenance/mnt?enable=true&reason=upgrading")[0] == 200
+    _, _, checks = agent.request("GET", "/v1/agent/checks")
+    maint = checks["_service_maintenance:mnt"]
+    assert (maint["Status"], maint["Notes"], maint["Type"]) == ("critical", "upgrading", "maintenance")
+    assert agent.request("PUT", "/v1/agent/service/maintenance/mnt?enable=false")[0] == 200
+    _, _, checks = agent.request("GET", "/v1/agent/checks")
+    assert "_service_maintenance:mnt" not in checks

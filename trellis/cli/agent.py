@@ -1,0 +1,143 @@
+"""``trellis agent``: read config files and flags, run the agent until a signal.
+
+Precedence, as Consul's: ``-dev`` defaults < config files (in order) < flags.
+SIGHUP re-reads the same files and re-registers the services and checks they define.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+
+from trellis.cli.flags import Flag, FlagSet, Kind
+from trellis.config import agent_config
+from trellis.config.agent_config import AgentConfig
+from trellis.errors import InvalidInput
+
+FLAGS = FlagSet(
+    usage="Usage: trellis agent [options]",
+    description="Starts the trellis agent: catalog, health checks, HTTP API and DNS.",
+    flags=(
+        Flag("dev", Kind.BOOL, help="Development mode: a server with an in-memory-like temp store, gRPC on 8502."),
+        Flag("server", Kind.BOOL, help="Run in server mode (the store is durable: synchronous=FULL)."),
+        Flag("data-dir", help="Directory for state (required unless -dev)."),
+        Flag("config-file", Kind.LIST, help="A JSON or HCL config file; repeatable, later files win."),
+        Flag("config-dir", Kind.LIST, help="A directory of *.json and *.hcl config files; repeatable."),
+        Flag("config-format", help="Force json or hcl for every config file."),
+        Flag("hcl", Kind.LIST, help="An inline HCL config fragment; repeatable."),
+        Flag("node", help="Node name (default: the host name)."),
+        Flag("node-id", help="Node ID, a UUID (default: random, kept in the data dir)."),
+        Flag("node-meta", Kind.LIST, help="key:value node metadata; repeatable."),
+        Flag("datacenter", help="Datacenter name (default dc1)."),
+        Flag("client", help="Address(es) for HTTP and DNS, space separated (default 127.0.0.1)."),
+        Flag("bind", help="Cluster bind address; also the node address."),
+        Flag("advertise", help="Address advertised for this node."),
+        Flag("http-port", Kind.INT, default=-2, help="HTTP API port (default 8500)."),
+        Flag("dns-port", Kind.INT, default=-2, help="DNS port, UDP and TCP (default 8600; -1 disables)."),
+        Flag("grpc-port", Kind.INT, default=-2, help="gRPC/xDS port (default 8502 with -dev, else off)."),
+        Flag("domain", help="DNS domain (default consul.)."),
+        Flag("log-level", help="trace, debug, info, warn or error (default info)."),
+        Flag("log-json", Kind.BOOL, help="Log JSON lines."),
+        Flag("enable-script-checks", Kind.BOOL, help="Allow script checks from any source."),
+        Flag("enable-local-script-checks", Kind.BOOL, help="Allow script checks from config files only."),
+        Flag("ui", Kind.BOOL, help="Accepted for compatibility; the UI is not served yet."),
+    ),
+)
+
+
+def dev_defaults() -> dict:
+    return {"server": True, "bootstrap": True, "client_addr": "127.0.0.1 ::1", "bind_addr": "127.0.0.1",
+            "ports": {"grpc": 8502}, "ui": True}
+
+
+def flag_overrides(p) -> dict:
+    """The config keys the given flags set (only flags that appeared). Pure."""
+    out: dict = {}
+    simple = {"server": "server", "data-dir": "data_dir", "node": "node_name", "node-id": "node_id",
+              "datacenter": "datacenter", "client": "client_addr", "bind": "bind_addr",
+              "advertise": "advertise_addr", "domain": "domain", "log-level": "log_level",
+              "log-json": "log_json", "enable-script-checks": "enable_script_checks",
+              "enable-local-script-checks": "enable_local_script_checks", "ui": "ui"}
+    for flag, key in simple.items():
+        if p.is_set(flag):
+            out[key] = p[flag]
+    ports = {k: p[f"{k}-port"] for k in ("http", "dns", "grpc") if p.is_set(f"{k}-port")}
+    if ports:
+        out["ports"] = ports
+    if p.node_meta:
+        meta = {}
+        for item in p.node_meta:
+            key, sep, value = item.partition(":")
+            if not sep or not key:
+                raise InvalidInput("-node-meta", item, message=f"Invalid -node-meta {item!r}: expected key:value")
+            meta[key] = value
+        out["node_meta"] = meta
+    return out
+
+
+def build_config(p) -> AgentConfig:
+    """dev defaults < files < inline HCL < flags; validated as a whole. Reads files."""
+    before = [agent_config.decode_agent_config(dev_defaults(), "-dev")] if p.dev else []
+    after = [agent_config.parse_agent_config(text, filename=f"-hcl[{i}]", fmt="hcl") for i, text in enumerate(p.hcl)]
+    after.append(agent_config.decode_agent_config(flag_overrides(p), "command-line flags"))
+    cfg = agent_config.load_config_files(
+        p.config_file, p.config_dir, fmt=p.config_format or None, before=before, after=after
+    )
+    if not cfg.node_name:
+        cfg = dataclasses.replace(cfg, node_name=socket.gethostname())
+    if not cfg.data_dir and not p.dev:
+        raise InvalidInput("data_dir", message="data_dir must be set unless -dev is given (use -data-dir)")
+    return cfg
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {"@timestamp": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "@level": record.levelname.lower(),
+               "@module": record.name, "@message": record.getMessage()}
+        if record.exc_info:
+            doc["error"] = self.formatException(record.exc_info)
+        return json.dumps(doc)
+
+
+_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+           "warning": logging.WARNING, "err": logging.ERROR, "error": logging.ERROR}
+
+
+def setup_logging(level: str, as_json: bool) -> None:
+    if level.lower() not in _LEVELS:
+        raise InvalidInput("log_level", level, message=f"Invalid log level {level!r}: use trace, debug, info, warn or error")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if as_json else logging.Formatter(
+        "%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(_LEVELS[level.lower()])
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def run(argv: Sequence[str]) -> int:
+    p = FLAGS.parse(list(argv))
+    cfg = build_config(p)
+    setup_logging(cfg.log_level, cfg.log_json)
+    from trellis.agent.agent import Agent
+
+    def reload() -> AgentConfig:
+        return build_config(p)
+
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        runner = asyncio.run
+
+    async def main() -> None:
+        await Agent(cfg, dev=bool(p.dev), reload_config=reload).run()
+
+    runner(main())
+    return 0
