@@ -54,6 +54,7 @@ from trellis.store.writer import Plan, Writer
 log = logging.getLogger("trellis.agent")
 
 CONSUL_SERVICE = "consul"
+CHECK_SYNC_DEBOUNCE = 0.015  # seconds; DESIGN: rebuilds are debounced by at most 10-20 ms
 
 
 class _Stopped(Exception):
@@ -306,6 +307,7 @@ class Agent:
             self.runner.sync(self.local.checks())
             self.runner.poke_alias()
             await self.view.wait_change(watch, index, 3600)
+            await asyncio.sleep(CHECK_SYNC_DEBOUNCE)  # coalesce a burst of registrations
 
     # -- signals ---------------------------------------------------------------------
     def _install_signals(self) -> None:

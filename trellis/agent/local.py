@@ -72,10 +72,14 @@ class LocalAgent:
         plan: Plan | None = None, source: str = "",
     ) -> Plan:
         plan = plan if plan is not None else Plan()
-        services = view["services"].on_node(self.node)
-        proxy_id = sidecar_id(defn.service_id) if defn.sidecar_service is not None else None
-        existing = next((s for s in services if s.id == proxy_id), None) if proxy_id else None
-        used = frozenset(s.port for s in services if s is not existing and s.port)
+        existing = None
+        used: frozenset[int] = frozenset()
+        if defn.sidecar_service is not None:  # only a sidecar needs a port from the pool
+            ns = defn.namespace or DEFAULT_NAMESPACE
+            existing = view["services"].get(ServiceRef.of(self.node, ns, sidecar_id(defn.service_id)))
+            used = frozenset(
+                s.port for s in view["services"].on_node(self.node) if s is not existing and s.port
+            )
         reg = build_registration(
             defn,
             node=self.node,

@@ -33,6 +33,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -204,6 +205,7 @@ class _Schema:
         return _Schema(self.struct, [f for a, f in self.fields.items() if a not in attrs])
 
 
+@functools.cache
 def snake_of(go_name: str) -> str:
     """Go field name → snake_case, keeping acronyms together (``TLSSkipVerify`` → ``tls_skip_verify``)."""
     out = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", go_name)
@@ -613,7 +615,7 @@ def _read_service_check_field(value: Any, at: _At) -> list[CheckSpec]:
     """``Check``: one object; an empty one is ignored (Consul's ``CheckType.Empty``).
     Config files may repeat the ``check`` block; each is a check."""
     if at.origin == "config" and isinstance(value, (list, tuple)):
-        return [spec for spec in _objects(value, at, _read_check_in_service)]
+        return list(_objects(value, at, _read_check_in_service))
     if isinstance(value, Mapping) and all(v is None for v in value.values()):
         _match(at, value, _check_schema(at.origin, in_service=True))  # still reject unknown keys
         return []
@@ -1113,6 +1115,7 @@ def tagged_address_problem(defn: ServiceDefinition) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def ip_family(address: str) -> int:
     """4 or 6 as Go's ``net.ParseIP(...).To4()`` sees it (v4-mapped v6 counts as 4); 0 otherwise."""
     try:
