@@ -97,3 +97,16 @@ def test_service_maintenance_adds_and_removes_a_critical_check(agent):
     assert agent.request("PUT", "/v1/agent/service/maintenance/mnt?enable=false")[0] == 200
     _, _, checks = agent.request("GET", "/v1/agent/checks")
     assert "_service_maintenance:mnt" not in checks
+
+
+def test_namespaces_keep_services_apart(agent):
+    assert agent.request("PUT", "/v1/agent/service/register?ns=team-a", {"Name": "nsvc", "Port": 1})[0] == 200
+    assert agent.request("PUT", "/v1/agent/service/register", {"Name": "nsvc", "Port": 2})[0] == 200
+    _, _, in_a = agent.request("GET", "/v1/health/service/nsvc?ns=team-a")
+    _, _, in_default = agent.request("GET", "/v1/health/service/nsvc")
+    assert [e["Service"]["Port"] for e in in_a] == [1]
+    assert in_a[0]["Service"]["Namespace"] == "team-a"
+    assert [e["Service"]["Port"] for e in in_default] == [2]
+    assert "Namespace" not in in_default[0]["Service"]
+    code, _, body = agent.request("GET", "/v1/health/service/nsvc?ns=bad/ns")
+    assert code == 400 and "ns" in body
