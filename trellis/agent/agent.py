@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from trellis.acl import Resolver
+from trellis.acl import Access, Resolver
 from trellis.agent import identity
 from trellis.agent.local import LocalAgent, SidecarPorts
 from trellis.api import routes_agent, routes_catalog, routes_health, routes_status
@@ -45,8 +45,10 @@ from trellis.catalog.model import (
     Service,
 )
 from trellis.catalog.query import aggregate_status
+from trellis.catalog.registration import CATALOG
 from trellis.catalog.tables import catalog_tables
 from trellis.config.agent_config import AgentConfig
+from trellis.errors import Unavailable
 from trellis.store.sqlite import SQLiteBackend
 from trellis.store.view import View
 from trellis.store.writer import Plan, Writer
@@ -84,6 +86,7 @@ class Agent:
         self._config_checks: set[tuple[str, str]] = set()
         self._tmpdir: tempfile.TemporaryDirectory | None = None
         self.started = asyncio.Event()
+        self.resolver = Resolver()
 
     # -- context for the API ---------------------------------------------------
     @property
@@ -149,8 +152,8 @@ class Agent:
                 await self._register_self()
                 await self._sync_config_definitions(self.cfg)
                 self._start_runner(tg)
+                await self._start_dns(tg)  # before HTTP: answering HTTP means fully up
                 http = await self._start_http()
-                tg.create_task(self._run_dns(), name="dns")
                 self._install_signals()
                 log.info("trellis agent running: node=%s dc=%s http=%s dns=%s", self.node_name,
                          self.datacenter, self.http_addresses, self.dns_addresses)
@@ -184,7 +187,7 @@ class Agent:
             meta={**identity.node_meta(), **self.cfg.node_meta},
         )
         serf = Check(node=self.node_name, check_id=SERF_CHECK_ID, name=SERF_CHECK_NAME,
-                     status=CheckStatus.PASSING, output=SERF_CHECK_OUTPUT)
+                     status=CheckStatus.PASSING, output=SERF_CHECK_OUTPUT, agent_source=CATALOG)
 
         def plan(view: View) -> Plan:
             p = Plan()
@@ -194,7 +197,7 @@ class Agent:
             if self.cfg.server:
                 write.put_service(p, view, Service(
                     node=self.node_name, id=CONSUL_SERVICE, name=CONSUL_SERVICE,
-                    port=identity.SERVER_RPC_PORT, datacenter=self.datacenter,
+                    port=identity.SERVER_RPC_PORT, datacenter=self.datacenter, agent_source=CATALOG,
                 ))
             elif consul is not None:
                 write.delete_service(p, view, consul)
@@ -241,25 +244,50 @@ class Agent:
     # -- subsystems ----------------------------------------------------------------
     async def _start_http(self) -> web.AppRunner:
         app = make_app(self, [routes_agent, routes_catalog, routes_health, routes_status],
-                       pretty=self.dev, resolver=Resolver())
+                       pretty=self.dev, resolver=self.resolver)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         port = self.cfg.ports.http
-        for host in _hosts(self.cfg.addresses.http or self.cfg.client_addr):
+        hosts = _hosts(self.cfg.addresses.http or self.cfg.client_addr)
+        for host in hosts:
             site = web.TCPSite(runner, host, port, reuse_address=True)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                if host == "::1" and len(hosts) > 1:  # a machine without IPv6 loopback
+                    log.warning("HTTP: not listening on [::1]:%d: %s", port, exc.strerror)
+                    continue
+                await runner.cleanup()
+                raise Unavailable(f"HTTP listener on {_fmt(host, port)}: {exc.strerror or exc}") from None
             self.http_addresses.append((host, port))
         return runner
 
-    async def _run_dns(self) -> None:
+    async def _start_dns(self, tg: asyncio.TaskGroup) -> None:
         if self.cfg.ports.dns <= 0:
             return
         from trellis.dns.server import DnsServer
 
         hosts = _hosts(self.cfg.addresses.dns or self.cfg.client_addr)
         self.dns_addresses = [(h, self.cfg.ports.dns) for h in hosts]
-        server = DnsServer(self.view, self.dns_config(), self.dns_addresses)
-        await server.run()
+        server = DnsServer(self.view, self.dns_config(), self.dns_addresses,
+                           authorize=self._dns_authorize, token=self.cfg.acl.tokens.get("dns") or None)
+        task = tg.create_task(server.run(), name="dns")
+        ready = asyncio.ensure_future(server.ready.wait())
+        await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():  # failed to bind: surface the error now
+            ready.cancel()
+            task.result()
+
+    def _dns_authorize(self, query: Any, token: str | None) -> bool:
+        """DNS passes the same ACL seam as HTTP: service or node read on what it names."""
+        from trellis.dns.model import NodeQuery, ServiceQuery
+
+        authz = self.resolver.resolve(token)
+        if isinstance(query, ServiceQuery):
+            return authz.allowed("service", query.name, Access.READ)
+        if isinstance(query, NodeQuery):
+            return authz.allowed("node", query.name, Access.READ)
+        return True
 
     def dns_config(self) -> Any:
         from trellis.dns.answer import DnsConfig

@@ -1,4 +1,14 @@
-"""What the agent says about itself: /v1/agent/self, members, its node (pure)."""
+"""What the agent says about itself: /v1/agent/self, members, its node (pure).
+
+Rules:
+1. ``Config`` has the fields of Consul's anonymous struct in agent/agent_endpoint.go
+   ``AgentSelf`` (Partition is omitempty and CE leaves it empty) plus
+   ``TrellisVersion`` (docs/agent.md); ``Revision`` and the member's ``build`` tag
+   name the trellis release where Consul puts its git commit.
+2. ``Stats`` keeps Consul's section names (agent, runtime, raft, consul, build);
+   every value is a string.
+3. ``xDS`` is present only when a gRPC port is configured (``*XDSSelf`` omitempty).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +22,13 @@ SERVER_RPC_PORT = 8300
 SUPPORTED_ENVOY = ["1.40.0", "1.35.0", "1.34.0", "1.33.0"]
 
 
+def revision_string() -> str:
+    """Where Consul puts its git commit; trellis names its own release."""
+    return f"trellis-{__version__}"
+
+
 def build_string() -> str:
-    return f"{CONSUL_API_VERSION}:trellis-{__version__}"
+    return f"{CONSUL_API_VERSION}:{revision_string()}"
 
 
 def node_meta() -> dict[str, str]:
@@ -60,11 +75,11 @@ def self_doc(
             "PrimaryDatacenter": datacenter,
             "NodeName": node,
             "NodeID": node_id,
-            "Revision": f"trellis-{__version__}",
+            "Revision": revision_string(),
             "Server": server,
             "Version": CONSUL_API_VERSION,
             "BuildDate": "2026-11-26T00:00:00Z",
-            "TrellisVersion": __version__,
+            "TrellisVersion": __version__,  # the one addition to Consul's struct (docs/agent.md)
         },
         "DebugConfig": debug_config,
         "Coord": None,
@@ -89,5 +104,6 @@ def runtime_stats(revision: int, services: int, checks: int) -> dict[str, dict[s
                     "version": f"python{platform.python_version()}"},
         "raft": {"state": "Leader", "last_log_index": str(revision), "applied_index": str(revision)},
         "consul": {"server": "true", "leader": "true", "known_datacenters": "1", "bootstrap": "true"},
-        "trellis": {"version": __version__, "store_revision": str(revision)},
+        "build": {"prerelease": "", "revision": revision_string(), "version": CONSUL_API_VERSION,
+                  "version_metadata": ""},
     }

@@ -16,6 +16,7 @@ from trellis.catalog import keys, write
 from trellis.catalog.definition import Registration, ServiceDefinition, build_registration
 from trellis.catalog.sidecar import PortPool, sidecar_id
 from trellis.catalog.keys import CheckRef, ServiceRef
+from trellis.catalog.registration import CATALOG
 from trellis.catalog.model import (
     DEFAULT_NAMESPACE,
     Check,
@@ -55,16 +56,22 @@ class LocalAgent:
 
     # -- reads ---------------------------------------------------------------
     def services(self) -> list[Service]:
-        return sorted(self.view["services"].on_node(self.node), key=lambda s: (s.namespace, s.id))
+        """The agent's own services: its node's catalog entries minus what the catalog
+        (leader, /v1/catalog/register) put there, as Consul's agent-local state."""
+        return sorted((s for s in self.view["services"].on_node(self.node) if s.agent_source != CATALOG),
+                      key=lambda s: (s.namespace, s.id))
 
     def service(self, service_id: str, namespace: str = DEFAULT_NAMESPACE) -> Service | None:
-        return self.view["services"].get(ServiceRef.of(self.node, namespace, service_id))
+        s = self.view["services"].get(ServiceRef.of(self.node, namespace, service_id))
+        return s if s is not None and s.agent_source != CATALOG else None
 
     def checks(self) -> list[Check]:
-        return sorted(self.view["checks"].on_node(self.node), key=lambda c: (c.namespace, c.check_id))
+        return sorted((c for c in self.view["checks"].on_node(self.node) if c.agent_source != CATALOG),
+                      key=lambda c: (c.namespace, c.check_id))
 
     def check(self, check_id: str, namespace: str = DEFAULT_NAMESPACE) -> Check | None:
-        return self.view["checks"].get(CheckRef.of(self.node, namespace, check_id))
+        c = self.view["checks"].get(CheckRef.of(self.node, namespace, check_id))
+        return c if c is not None and c.agent_source != CATALOG else None
 
     # -- service registration --------------------------------------------------
     def plan_registration(

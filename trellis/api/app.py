@@ -6,7 +6,7 @@
 
 Rules:
 1. Errors are mapped here, by type, to a status and a plain-text body.
-2. Every handler gets ``request["authz"]`` and asks it before reading state.
+2. Every handler gets ``request[AUTHZ]`` and asks it before reading state.
 3. Responses carry ``X-Consul-Default-ACL-Policy``; blocking reads add the
    ``X-Consul-Index`` family through ``json_result``.
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from trellis.acl import Resolver, extract_token
+from trellis.acl import Authorizer, Resolver, extract_token
 from trellis.errors import (
     Conflict,
     InvalidInput,
@@ -39,6 +39,8 @@ MAX_BODY = 4 * 1024 * 1024  # bytes; larger request bodies get a 400
 CTX: web.AppKey[Any] = web.AppKey("trellis.ctx", object)
 PRETTY: web.AppKey[bool] = web.AppKey("trellis.pretty", bool)
 RESOLVER: web.AppKey[Resolver] = web.AppKey("trellis.resolver", Resolver)
+AUTHZ: web.RequestKey[Authorizer] = web.RequestKey("trellis.authz", Authorizer)
+TOKEN: web.RequestKey[str] = web.RequestKey("trellis.token", str)
 
 _STATUS: list[tuple[type[TrellisError], int]] = [
     (InvalidInput, 400),
@@ -87,8 +89,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def acl_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     resolver = request.app[RESOLVER]
-    request["token"] = extract_token(request.query, request.headers)
-    request["authz"] = resolver.resolve(request["token"])
+    token = extract_token(request.query, request.headers)
+    request[TOKEN] = token or ""
+    request[AUTHZ] = resolver.resolve(token)
     resp = await handler(request)
     resp.headers["X-Consul-Default-ACL-Policy"] = resolver.default_policy
     return resp

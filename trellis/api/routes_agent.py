@@ -15,7 +15,7 @@ from trellis import filter as bexpr
 from trellis.acl import Access
 from trellis.agent.local import parse_status
 from trellis.api import codec, filtering, params
-from trellis.api.app import CTX, json_response, read_json, text
+from trellis.api.app import AUTHZ, CTX, json_response, read_json, text
 from trellis.api.blocking import parse_query_options
 from trellis.catalog import definition
 from trellis.catalog.model import CheckStatus, CheckType
@@ -44,7 +44,7 @@ def add_routes(r: web.UrlDispatcher) -> None:
 
 async def self_(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    request["authz"].require("agent", ctx.node_name, Access.READ)
+    request[AUTHZ].require("agent", ctx.node_name, Access.READ)
     return json_response(request, ctx.describe_self())
 
 
@@ -57,7 +57,7 @@ async def members(request: web.Request) -> web.Response:
 
 async def services(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    authz = request["authz"]
+    authz = request[AUTHZ]
     docs = {
         s.id: codec.encode_agent_service(s) for s in ctx.local.services()
         if authz.allowed("service", s.name, Access.READ)
@@ -83,7 +83,7 @@ async def service(request: web.Request) -> web.Response:
     doc = _service_doc(ctx, sid, ns)
     if doc is None:
         raise NotFound(f"unknown service ID: {sid}")
-    request["authz"].require("service", doc["Service"], Access.READ)
+    request[AUTHZ].require("service", doc["Service"], Access.READ)
     want = request.query.get("hash", "")
     if want and want == doc["ContentHash"]:
         loop = asyncio.get_running_loop()
@@ -113,7 +113,7 @@ async def register_service(request: web.Request) -> web.Response:
     ns = params.namespace(request.query, request.headers)
     if defn.namespace in ("", "default") and ns != "default":
         defn = dataclasses.replace(defn, namespace=ns)
-    authz = request["authz"]
+    authz = request[AUTHZ]
     authz.require("service", defn.name, Access.WRITE)
     if defn.sidecar_service is not None:
         authz.require("service", f"{defn.name}-sidecar-proxy", Access.WRITE)
@@ -126,7 +126,7 @@ async def deregister_service(request: web.Request) -> web.Response:
     ns = params.namespace(request.query, request.headers)
     sid = request.match_info["id"]
     s = ctx.local.service(sid, ns)
-    request["authz"].require("service", s.name if s else sid, Access.WRITE)
+    request[AUTHZ].require("service", s.name if s else sid, Access.WRITE)
     await ctx.local.deregister_service(sid, ns)
     return web.Response(status=200)
 
@@ -148,7 +148,7 @@ async def service_maintenance(request: web.Request) -> web.Response:
     ns = params.namespace(request.query, request.headers)
     sid = request.match_info["id"]
     s = ctx.local.service(sid, ns)
-    request["authz"].require("service", s.name if s else sid, Access.WRITE)
+    request[AUTHZ].require("service", s.name if s else sid, Access.WRITE)
     await ctx.local.service_maintenance(sid, enable, request.query.get("reason", ""), ns)
     return web.Response(status=200)
 
@@ -156,14 +156,14 @@ async def service_maintenance(request: web.Request) -> web.Response:
 async def node_maintenance(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     enable = _enable(request)
-    request["authz"].require("node", ctx.node_name, Access.WRITE)
+    request[AUTHZ].require("node", ctx.node_name, Access.WRITE)
     await ctx.local.node_maintenance(enable, request.query.get("reason", ""))
     return web.Response(status=200)
 
 
 async def checks(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    authz = request["authz"]
+    authz = request[AUTHZ]
     docs = {
         c.check_id: codec.encode_check(c) for c in ctx.local.checks()
         if authz.allowed("service" if c.service_id else "node", c.service_name or c.node, Access.READ)
@@ -181,9 +181,9 @@ async def register_check(request: web.Request) -> web.Response:
         service = ctx.local.service(spec.service_id, ns)
         if service is None:
             raise NotFound(f'ServiceID "{spec.service_id}" does not exist')
-        request["authz"].require("service", service.name, Access.WRITE)
+        request[AUTHZ].require("service", service.name, Access.WRITE)
     else:
-        request["authz"].require("node", ctx.node_name, Access.WRITE)
+        request[AUTHZ].require("node", ctx.node_name, Access.WRITE)
     check = definition.build_check(spec, node=ctx.node_name, service=service)
     if service is None and ns != "default":
         check = dataclasses.replace(check, namespace=ns)
@@ -201,7 +201,7 @@ def _require_check_write(request: web.Request, check_id: str, ns: str):
     if c is None:
         raise NotFound(f'Unknown check ID "{check_id}". Ensure that the check ID is passed, not the check name.')
     resource, name = ("service", c.service_name) if c.service_id else ("node", ctx.node_name)
-    request["authz"].require(resource, name, Access.WRITE)
+    request[AUTHZ].require(resource, name, Access.WRITE)
     return c
 
 
@@ -274,7 +274,7 @@ async def health_by_id(request: web.Request) -> web.Response:
         if _wants_text(request):
             return text(f"ServiceId {sid} not found", 404)
         return json_response(request, {"AggregatedStatus": "critical", "Service": None, "Checks": None}, 404)
-    request["authz"].require("service", s.name, Access.READ)
+    request[AUTHZ].require("service", s.name, Access.READ)
     status, doc = _health_doc(ctx, s)
     code = _HEALTH_CODE[status]
     if _wants_text(request):
@@ -286,7 +286,7 @@ async def health_by_name(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     ns = params.namespace(request.query, request.headers)
     name = request.match_info["name"]
-    request["authz"].require("service", name, Access.READ)
+    request[AUTHZ].require("service", name, Access.READ)
     found = [s for s in ctx.local.services() if s.name == name and s.namespace == ns]
     if not found:
         if _wants_text(request):

@@ -7,7 +7,7 @@ from aiohttp import web
 from trellis import filter as bexpr
 from trellis.acl import Access
 from trellis.api import codec, filtering, params
-from trellis.api.app import CTX, json_response, json_result, read_json
+from trellis.api.app import AUTHZ, CTX, json_response, json_result, read_json
 from trellis.api.blocking import block, parse_query_options
 from trellis.catalog import query
 from trellis.catalog import registration as catreg
@@ -36,7 +36,7 @@ async def register(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     body = await read_json(request)
     req = catreg.decode_register(body, datacenter=ctx.datacenter)
-    authz = request["authz"]
+    authz = request[AUTHZ]
     authz.require("node", req.node.name, Access.WRITE)
     if req.service is not None:
         authz.require("service", req.service.name, Access.WRITE)
@@ -48,7 +48,7 @@ async def deregister(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     body = await read_json(request)
     req = catreg.decode_deregister(body)
-    request["authz"].require("node", req.node, Access.WRITE)
+    request[AUTHZ].require("node", req.node, Access.WRITE)
     await ctx.writer.apply(lambda view: catreg.plan_deregister(view, req))
     return json_response(request, True)
 
@@ -62,7 +62,7 @@ async def nodes(request: web.Request) -> web.Response:
     _check_dc(request)
     opts = parse_query_options(request.query)
     meta = params.node_meta(request.query)
-    authz = request["authz"]
+    authz = request[AUTHZ]
     res = await block(ctx.view, opts, lambda: query.nodes(ctx.view))
     docs = [
         codec.encode_node(n) for n in res.value
@@ -76,7 +76,7 @@ async def services(request: web.Request) -> web.Response:
     _check_dc(request)
     opts = parse_query_options(request.query)
     ns = params.namespace(request.query, request.headers)
-    authz = request["authz"]
+    authz = request[AUTHZ]
     res = await block(ctx.view, opts, lambda: query.services(ctx.view, ns))
     out = {k: v for k, v in res.value.items() if authz.allowed("service", k, Access.READ)}
     return json_result(request, res, out)
@@ -90,7 +90,7 @@ async def _service_nodes(request: web.Request, *, connect: bool) -> web.Response
     name = request.match_info["name"]
     if not name:
         raise catreg.missing_service_name()
-    request["authz"].require("service", name, Access.READ)
+    request[AUTHZ].require("service", name, Access.READ)
     tags = params.tags(request.query)
     meta = params.node_meta(request.query)
     res = await block(
@@ -116,7 +116,7 @@ async def node(request: web.Request) -> web.Response:
     _check_dc(request)
     opts = parse_query_options(request.query)
     name = request.match_info["node"]
-    request["authz"].require("node", name, Access.READ)
+    request[AUTHZ].require("node", name, Access.READ)
     res = await block(ctx.view, opts, lambda: query.node(ctx.view, name))
     if res.value is None:
         return json_result(request, res, None)
@@ -131,7 +131,7 @@ async def node_services(request: web.Request) -> web.Response:
     _check_dc(request)
     opts = parse_query_options(request.query)
     name = request.match_info["node"]
-    request["authz"].require("node", name, Access.READ)
+    request[AUTHZ].require("node", name, Access.READ)
     res = await block(ctx.view, opts, lambda: query.node(ctx.view, name))
     if res.value is None:
         return json_result(request, res, {"Node": None, "Services": None})

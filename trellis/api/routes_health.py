@@ -7,7 +7,7 @@ from aiohttp import web
 from trellis import filter as bexpr
 from trellis.acl import Access
 from trellis.api import codec, filtering, params
-from trellis.api.app import CTX, json_result
+from trellis.api.app import AUTHZ, CTX, json_result
 from trellis.api.blocking import block, parse_query_options
 from trellis.api.routes_catalog import _check_dc
 from trellis.catalog import query
@@ -26,7 +26,7 @@ async def node(request: web.Request) -> web.Response:
     _check_dc(request)
     opts = parse_query_options(request.query)
     name = request.match_info["node"]
-    request["authz"].require("node", name, Access.READ)
+    request[AUTHZ].require("node", name, Access.READ)
     res = await block(ctx.view, opts, lambda: query.node_checks(ctx.view, name))
     docs = [codec.encode_check(c) for c in res.value]
     return json_result(request, res, filtering.apply(opts.filter, bexpr.HEALTH_CHECK, docs))
@@ -38,7 +38,7 @@ async def checks(request: web.Request) -> web.Response:
     opts = parse_query_options(request.query)
     ns = params.namespace(request.query, request.headers)
     name = request.match_info["name"]
-    request["authz"].require("service", name, Access.READ)
+    request[AUTHZ].require("service", name, Access.READ)
     res = await block(ctx.view, opts, lambda: query.service_checks(ctx.view, ns, name))
     docs = [codec.encode_check(c) for c in res.value]
     return json_result(request, res, filtering.apply(opts.filter, bexpr.HEALTH_CHECK, docs))
@@ -48,7 +48,7 @@ async def state(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     _check_dc(request)
     opts = parse_query_options(request.query)
-    authz = request["authz"]
+    authz = request[AUTHZ]
     res = await block(ctx.view, opts, lambda: query.checks_in_state(ctx.view, request.match_info["state"]))
     docs = [
         codec.encode_check(c) for c in res.value
@@ -63,7 +63,7 @@ async def _instances(request: web.Request, *, connect: bool) -> web.Response:
     opts = parse_query_options(request.query)
     ns = params.namespace(request.query, request.headers)
     name = request.match_info["name"]
-    request["authz"].require("service", name, Access.READ)
+    request[AUTHZ].require("service", name, Access.READ)
     passing = params.flag(request.query, "passing")
     tags = params.tags(request.query)
     meta = params.node_meta(request.query)

@@ -23,6 +23,9 @@ from trellis.store.view import View
 from trellis.store.writer import Plan
 
 
+CATALOG = "catalog"  # agent_source of what /v1/catalog/register wrote: not agent-local state
+
+
 class NoPathToDatacenter(TrellisError):
     def __init__(self, dc: str) -> None:
         super().__init__("No path to datacenter")
@@ -189,9 +192,9 @@ def plan_register(view: View, req: RegisterRequest) -> Plan:
             node = dataclasses.replace(node, id=existing.id)
         write.put_node(plan, view, node)
     if req.service is not None:
-        write.put_service(plan, view, dataclasses.replace(req.service, node=node.name))
+        write.put_service(plan, view, dataclasses.replace(req.service, node=node.name, agent_source=CATALOG))
     for c in req.checks:
-        c = dataclasses.replace(c, node=node.name)
+        c = dataclasses.replace(c, node=node.name, agent_source=CATALOG)
         if c.service_id and not c.service_name:
             svc = (req.service if req.service is not None and req.service.id == c.service_id
                    else view["services"].get(ServiceRef.of(node.name, c.namespace, c.service_id)))

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from trellis.catalog.definition import CheckSpec, ServiceDefinition, detect_check_type, join_host_port
+from trellis.catalog.address import join_host_port
 from trellis.catalog.errors import SidecarPortUnavailable
 from trellis.catalog.model import CheckDefinition, Proxy, ServiceKind
+from trellis.catalog.spec import CheckSpec, ServiceDefinition, detect_check_type
 
 SIDECAR_SUFFIX = "-sidecar-proxy"
 DEFAULT_SIDECAR_MIN_PORT = 21000
