@@ -126,7 +126,8 @@ def unknown_field(at: At, key: Any) -> InvalidDefinition:
     return InvalidDefinition(f'{where}unknown field "{key}"', field=f"{at.path}.{key}".lstrip("."))
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for error messages. Pure."""
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, (int, float)):
@@ -141,7 +142,7 @@ def _json_type(value: Any) -> str:
 
 
 def type_error(at: At, value: Any, gotype: str, wanted: str, *, whole: bool = False) -> InvalidDefinition:
-    jtype = _json_type(value)
+    jtype = json_type(value)
     if at.origin == "api":
         shown = f"number {value}" if jtype == "number" else jtype
         target = f"Go value of type {gotype}" if whole else f"Go struct field {at.go} of type {gotype}"

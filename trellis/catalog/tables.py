@@ -17,7 +17,8 @@ renamed from a to b wakes watchers of a and of b.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from trellis.catalog import keys
 from trellis.catalog.keys import CheckRef, ServiceRef
@@ -59,24 +60,78 @@ def _connect_target(s: Service) -> str | None:
     return None
 
 
-class ServicesTable:
-    name = "services"
-    prefix = keys.SERVICES
+Bucket = tuple[dict, object]  # (an index, the key in it)
+
+
+class _IndexedTable:
+    """Rows by ref plus secondary indexes (key -> set of refs) kept in step.
+
+    Subclasses say, for one row, which index buckets hold it and which watch keys
+    it touches; add/remove and the old-and-new rule live here once.
+    """
+
+    row_type: type
+    parse_key: Callable[[str], Any]
 
     def __init__(self) -> None:
-        self.rows: dict[ServiceRef, Service] = {}
+        self.rows: dict[Any, Any] = {}
+
+    def _indexes(self) -> list[dict]:
+        raise NotImplementedError
+
+    def _placement(self, ref: Any, row: Any) -> tuple[list[Bucket], list[tuple]]:
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        self.rows.clear()
+        for index in self._indexes():
+            index.clear()
+
+    def get(self, ref: Any) -> Any:
+        return self.rows.get(ref)
+
+    def _index(self, ref: Any, row: Any, add: bool) -> list[tuple]:
+        buckets, touched = self._placement(ref, row)
+        for index, key in buckets:
+            if add:
+                index[key].add(ref)
+                continue
+            bucket = index.get(key)
+            if bucket is not None:
+                bucket.discard(ref)
+                if not bucket:
+                    del index[key]
+        return touched
+
+    def apply(self, event: Event, create_revision: int) -> Iterable[tuple]:
+        ref = type(self).parse_key(event.key)
+        touched: list[tuple] = []
+        old = self.rows.pop(ref, None)
+        if old is not None:
+            touched += self._index(ref, old, add=False)
+        if event.kind == "put":
+            assert event.value is not None
+            new = doc.decode(self.row_type, event.value, create_index=create_revision,
+                             modify_index=event.mod_revision)
+            self.rows[ref] = new
+            touched += self._index(ref, new, add=True)
+        return touched
+
+
+class ServicesTable(_IndexedTable):
+    name = "services"
+    prefix = keys.SERVICES
+    row_type = Service
+    parse_key = staticmethod(keys.parse_service_key)
+
+    def __init__(self) -> None:
+        super().__init__()
         self.by_name: dict[tuple[str, str], set[ServiceRef]] = defaultdict(set)
         self.by_node: dict[str, set[ServiceRef]] = defaultdict(set)
         self.by_connect: dict[tuple[str, str], set[ServiceRef]] = defaultdict(set)
 
-    def clear(self) -> None:
-        self.rows.clear()
-        self.by_name.clear()
-        self.by_node.clear()
-        self.by_connect.clear()
-
-    def get(self, ref: ServiceRef) -> Service | None:
-        return self.rows.get(ref)
+    def _indexes(self) -> list[dict]:
+        return [self.by_name, self.by_node, self.by_connect]
 
     def named(self, namespace: str, name: str) -> list[Service]:
         refs = self.by_name.get((namespace, name.lower()), ())
@@ -88,61 +143,31 @@ class ServicesTable:
     def connect_for(self, namespace: str, name: str) -> list[Service]:
         return [self.rows[r] for r in self.by_connect.get((namespace, name.lower()), ())]
 
-    def _index(self, ref: ServiceRef, s: Service, add: bool) -> list[tuple]:
-        touched: list[tuple] = [("service", s.namespace, s.name.lower()), ("node-services", ref.node)]
-        pairs: list[tuple[dict, object]] = [
-            (self.by_name, (s.namespace, s.name.lower())),
-            (self.by_node, ref.node),
-        ]
+    def _placement(self, ref: ServiceRef, s: Service) -> tuple[list[Bucket], list[tuple]]:
+        name_key = (s.namespace, s.name.lower())
+        buckets: list[Bucket] = [(self.by_name, name_key), (self.by_node, ref.node)]
+        touched: list[tuple] = [("service", *name_key), ("node-services", ref.node)]
         target = _connect_target(s)
         if target is not None:
-            pairs.append((self.by_connect, (s.namespace, target)))
+            buckets.append((self.by_connect, (s.namespace, target)))
             touched.append(("connect", s.namespace, target))
-        for index, k in pairs:
-            if add:
-                index[k].add(ref)
-            else:
-                bucket = index.get(k)
-                if bucket is not None:
-                    bucket.discard(ref)
-                    if not bucket:
-                        del index[k]
-        return touched
-
-    def apply(self, event: Event, create_revision: int) -> Iterable[tuple]:
-        ref = keys.parse_service_key(event.key)
-        touched: list[tuple] = []
-        old = self.rows.pop(ref, None)
-        if old is not None:
-            touched += self._index(ref, old, add=False)
-        if event.kind == "put":
-            assert event.value is not None
-            new = doc.decode(
-                Service, event.value, create_index=create_revision, modify_index=event.mod_revision
-            )
-            self.rows[ref] = new
-            touched += self._index(ref, new, add=True)
-        return touched
+        return buckets, touched
 
 
-class ChecksTable:
+class ChecksTable(_IndexedTable):
     name = "checks"
     prefix = keys.CHECKS
+    row_type = Check
+    parse_key = staticmethod(keys.parse_check_key)
 
     def __init__(self) -> None:
-        self.rows: dict[CheckRef, Check] = {}
+        super().__init__()
         self.by_node: dict[str, set[CheckRef]] = defaultdict(set)
         self.by_service_name: dict[tuple[str, str], set[CheckRef]] = defaultdict(set)
         self.by_service: dict[tuple[str, str, str], set[CheckRef]] = defaultdict(set)
 
-    def clear(self) -> None:
-        self.rows.clear()
-        self.by_node.clear()
-        self.by_service_name.clear()
-        self.by_service.clear()
-
-    def get(self, ref: CheckRef) -> Check | None:
-        return self.rows.get(ref)
+    def _indexes(self) -> list[dict]:
+        return [self.by_node, self.by_service_name, self.by_service]
 
     def on_node(self, node: str) -> list[Check]:
         return [self.rows[r] for r in self.by_node.get(node.lower(), ())]
@@ -156,42 +181,17 @@ class ChecksTable:
     def for_service_name(self, namespace: str, name: str) -> list[Check]:
         return [self.rows[r] for r in self.by_service_name.get((namespace, name.lower()), ())]
 
-    def _index(self, ref: CheckRef, c: Check, add: bool) -> list[tuple]:
+    def _placement(self, ref: CheckRef, c: Check) -> tuple[list[Bucket], list[tuple]]:
+        buckets: list[Bucket] = [(self.by_node, ref.node)]
         touched: list[tuple] = [("node-checks", ref.node), ("check-state", c.status.value)]
-        pairs: list[tuple[dict, object]] = [(self.by_node, ref.node)]
         if c.service_id:
             key = (c.namespace, c.service_name.lower())
-            pairs.append((self.by_service_name, key))
-            pairs.append((self.by_service, (ref.node, c.namespace, c.service_id)))
+            buckets += [(self.by_service_name, key), (self.by_service, (ref.node, c.namespace, c.service_id))]
             touched.append(("service-checks", *key))
         else:
-            pairs.append((self.by_service, (ref.node, "", "")))
+            buckets.append((self.by_service, (ref.node, "", "")))
             touched.append(("node-level-checks", ref.node))
-        for index, k in pairs:
-            if add:
-                index[k].add(ref)
-            else:
-                bucket = index.get(k)
-                if bucket is not None:
-                    bucket.discard(ref)
-                    if not bucket:
-                        del index[k]
-        return touched
-
-    def apply(self, event: Event, create_revision: int) -> Iterable[tuple]:
-        ref = keys.parse_check_key(event.key)
-        touched: list[tuple] = []
-        old = self.rows.pop(ref, None)
-        if old is not None:
-            touched += self._index(ref, old, add=False)
-        if event.kind == "put":
-            assert event.value is not None
-            new = doc.decode(
-                Check, event.value, create_index=create_revision, modify_index=event.mod_revision
-            )
-            self.rows[ref] = new
-            touched += self._index(ref, new, add=True)
-        return touched
+        return buckets, touched
 
 
 def catalog_tables() -> list:

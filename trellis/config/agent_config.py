@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from trellis.catalog.keymatch import json_type
 from trellis.catalog.definition import CheckSpec, ServiceDefinition, decode_check, decode_service, meta_problem
 from trellis.catalog.sidecar import PortPool
 from trellis.config.duration import DurationError, parse_duration
@@ -200,21 +201,9 @@ class _Bad(Exception):
         self.path = path
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    return "array" if isinstance(value, (list, tuple)) else type(value).__name__
-
-
 def _wrong(path: str, value: Any, wanted: str) -> _Bad:
     shown = f" {json.dumps(value)}" if isinstance(value, (str, int, float)) else ""
-    return _Bad(path, f"expected {wanted}, got {_kind(value)}{shown}")
+    return _Bad(path, f"expected {wanted}, got {json_type(value)}{shown}")
 
 
 def _str(value: Any, path: str) -> str:
@@ -414,7 +403,7 @@ def decode_agent_config(data: Mapping[str, Any], filename: str) -> ConfigFragmen
     types, bad values, invalid service/check definitions).
     """
     if not isinstance(data, Mapping):
-        raise InvalidConfig(filename, f"expected an object, got {_kind(data)}")
+        raise InvalidConfig(filename, f"expected an object, got {json_type(data)}")
     plain = {k: v for k, v in data.items() if not (isinstance(k, str) and k.lower() in _BLOCKS)}
     try:
         values = _section(plain, _TOP, "")
