@@ -165,3 +165,19 @@ def test_config_from_the_agent_config() -> None:
     assert (cfg.soa.min_ttl, cfg.soa.refresh, cfg.soa.retry, cfg.soa.expire) == (5, 6, 7, 8)
     explicit = replace(agent, dns_config=replace(agent.dns_config, udp_answer_limit=5))
     assert DnsConfig.from_agent_config(explicit).udp_answer_limit == 5
+
+
+def test_a_fixed_reply_is_replayed_with_the_new_id_until_the_view_moves() -> None:
+    c = Catalog().node("n1", "10.0.0.1").service("n1", "solo", port=80)
+    view = c.view()
+    seen: list[object] = []
+    server = DnsServer(view, DnsConfig(), authorize=lambda q, t: seen.append(q) or True)
+    first, second = (dns.message.make_query("solo.service.consul.", "A") for _ in range(2))
+    second.id = (first.id + 1) % 65536
+    r1 = dns.message.from_wire(server.handle(first.to_wire(), udp=True))
+    r2 = dns.message.from_wire(server.handle(second.to_wire(), udp=True))
+    assert (r1.id, r2.id) == (first.id, second.id)
+    assert addresses(r1) == addresses(r2) == ["10.0.0.1"]
+    assert len(seen) == 2  # the replayed reply still asked the authorizer
+    put(view, Service(node="n1", id="solo", name="solo", port=80, address="10.0.0.7"))
+    assert addresses(dns.message.from_wire(server.handle(first.to_wire(), udp=True))) == ["10.0.0.7"]
