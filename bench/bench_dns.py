@@ -91,6 +91,18 @@ def start_trellis(port: int) -> subprocess.Popen:
     )
 
 
+def start_agent_with_web(port: int) -> subprocess.Popen:
+    """The real agent (-dev) with ``web`` registered on its node, DNS on ``port``."""
+    sys.path.insert(0, str(HERE.parent))
+    from trellis.testing.agent import free_port as tcp_port, start_agent
+
+    agent = start_agent(Path(tempfile.mkdtemp(prefix="bench-dns-")), ports=(tcp_port(), port, tcp_port()))
+    code, _, body = agent.request("PUT", "/v1/agent/service/register", {"Name": "web", "Port": 8080})
+    if code != 200:
+        raise RuntimeError(f"registering web failed: {body}")
+    return agent.proc
+
+
 def start_dnsmasq(port: int) -> subprocess.Popen:
     return subprocess.Popen(
         [
@@ -157,10 +169,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         qfile = Path(tmp) / "queries.txt"
         qfile.write_text(f"{QNAME} SRV\n")
-        ours = measure("trellis", start_trellis, args, qfile)
+        ours = measure("trellis DnsServer", start_trellis, args, qfile)
+        agent = measure("trellis agent -dev", start_agent_with_web, args, qfile)
         theirs = measure("dnsmasq", start_dnsmasq, args, qfile)
     print(
-        f"\ntrellis {ours:,.0f} q/s   dnsmasq {theirs:,.0f} q/s   ratio {ours / theirs:.2f}x (goal >= 0.6x)"
+        f"\ntrellis DnsServer {ours:,.0f} q/s   trellis agent {agent:,.0f} q/s   dnsmasq {theirs:,.0f} q/s\n"
+        f"ratio server {ours / theirs:.2f}x, agent {agent / theirs:.2f}x (goal >= 0.6x)"
     )
 
 

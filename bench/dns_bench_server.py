@@ -2,7 +2,7 @@
 
     python bench/dns_bench_server.py PORT
 
-Until the agent exists this stands in for it: a view holding node n1 (10.0.0.1)
+The DNS server alone (bench_dns.py also measures the whole agent): a view holding node n1 (10.0.0.1)
 with service web on port 8080, served on 127.0.0.1:PORT (UDP and TCP) under
 uvloop, until SIGTERM/SIGINT.
 """
