@@ -146,3 +146,30 @@ def agent_http_target():
     thread.start()
     yield server.server_address[1]
     server.shutdown()
+
+
+def test_flags_set_datacenter_domain_node_meta_and_json_logs(tmp_path):
+    import dns.message
+    import dns.query
+
+    agent = start_agent(tmp_path, "-datacenter", "east", "-domain", "mesh", "-node-meta", "rack:r1",
+                        "-log-json", "-log-level=debug")
+    try:
+        self_ = agent.request("GET", "/v1/agent/self")[2]
+        assert self_["Config"]["Datacenter"] == "east" and self_["Meta"] == {"rack": "r1"}
+        assert agent.request("GET", "/v1/catalog/datacenters")[2] == ["east"]
+        reply = dns.query.udp(dns.message.make_query("consul.service.east.mesh.", "A"), "127.0.0.1",
+                              port=agent.dns_port, timeout=5)
+        assert [rr.address for rr in reply.answer[0]] == ["127.0.0.1"]
+        code, _, body = agent.request("GET", "/v1/catalog/nodes?dc=west")
+        assert code == 500 and body == "No path to datacenter"
+    finally:
+        agent.stop()
+    lines = [json.loads(line) for line in agent.log().splitlines() if line.startswith("{")]
+    assert any(rec["@message"].startswith("trellis agent running") for rec in lines)
+
+
+def test_without_dev_a_data_dir_is_required(tmp_path):
+    with pytest.raises(RuntimeError) as exc:
+        start_agent(tmp_path, dev=False, timeout=20)
+    assert "data_dir" in str(exc.value) or "data-dir" in str(exc.value)
