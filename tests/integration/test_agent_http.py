@@ -110,3 +110,40 @@ def test_namespaces_keep_services_apart(agent):
     assert "Namespace" not in in_default[0]["Service"]
     code, _, body = agent.request("GET", "/v1/health/service/nsvc?ns=bad/ns")
     assert code == 400 and "ns" in body
+
+
+def test_catalog_services_honours_filter_and_node_meta(agent):
+    agent.request("PUT", "/v1/agent/service/register", {"Name": "fa", "Port": 1, "Tags": ["x"], "Meta": {"tier": "gold"}})
+    agent.request("PUT", "/v1/agent/service/register", {"Name": "fb", "Port": 2, "Tags": ["y"]})
+    _, _, out = agent.request("GET", "/v1/catalog/services?filter=ServiceMeta.tier%20%3D%3D%20gold")
+    assert out == {"fa": ["x"]}
+    _, _, out = agent.request("GET", "/v1/catalog/services?node-meta=consul-network-segment:")
+    assert {"fa", "fb"} <= set(out)
+    _, _, out = agent.request("GET", "/v1/catalog/services?node-meta=rack:nope")
+    assert out == {}
+
+
+def test_replace_existing_checks_over_http(agent):
+    two = {"Name": "rc", "Checks": [{"CheckID": "a", "TTL": "30s"}, {"CheckID": "b", "TTL": "30s"}]}
+    assert agent.request("PUT", "/v1/agent/service/register", two)[0] == 200
+    one = {"Name": "rc", "Checks": [{"CheckID": "a", "TTL": "30s"}]}
+    assert agent.request("PUT", "/v1/agent/service/register?replace-existing-checks=1", one)[0] == 200
+    assert {"a", "b"} <= set(agent.request("GET", "/v1/agent/checks")[2])  # "=1" is false, as in Consul
+    assert agent.request("PUT", "/v1/agent/service/register?replace-existing-checks", one)[0] == 200
+    checks = agent.request("GET", "/v1/agent/checks")[2]
+    assert "a" in checks and "b" not in checks
+
+
+def test_check_register_with_service_and_node_level(agent):
+    agent.request("PUT", "/v1/agent/service/register", {"Name": "cr", "Port": 1})
+    code, _, body = agent.request("PUT", "/v1/agent/check/register",
+                                  {"Name": "cr alive", "ServiceID": "cr", "TTL": "15s", "Status": "passing"})
+    assert code == 200, body
+    check = agent.request("GET", "/v1/agent/checks")[2]["cr alive"]
+    assert (check["ServiceName"], check["Status"], check["Type"]) == ("cr", "passing", "ttl")
+    code, _, body = agent.request("PUT", "/v1/agent/check/register", {"Name": "x", "ServiceID": "ghost", "TTL": "5s"})
+    assert code == 404 and 'ServiceID "ghost" does not exist' in body
+    code, _, body = agent.request("PUT", "/v1/agent/check/register", {"Name": "s", "Args": ["true"], "Interval": "5s"})
+    assert code == 400 and "enable_script_checks" in body
+    assert agent.request("PUT", "/v1/agent/check/deregister/cr%20alive")[0] == 200
+    assert "cr alive" not in agent.request("GET", "/v1/agent/checks")[2]

@@ -173,3 +173,15 @@ def test_without_dev_a_data_dir_is_required(tmp_path):
     with pytest.raises(RuntimeError) as exc:
         start_agent(tmp_path, dev=False, timeout=20)
     assert "data_dir" in str(exc.value) or "data-dir" in str(exc.value)
+
+
+def test_acl_enabled_is_refused_until_acls_exist(tmp_path):
+    with pytest.raises(RuntimeError) as exc:
+        start_agent(tmp_path, "-hcl", 'acl { enabled = true default_policy = "deny" }', timeout=20)
+    assert "ACL enforcement is not implemented yet" in str(exc.value)
+
+
+def test_settings_not_acted_on_yet_are_warned_about(tmp_path):
+    agent = start_agent(tmp_path, "-hcl", 'recursors = ["127.0.0.53"]')
+    agent.stop()
+    assert "recursors is set but not supported yet" in agent.log()

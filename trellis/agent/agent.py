@@ -48,7 +48,7 @@ from trellis.catalog.query import aggregate_status
 from trellis.catalog.registration import CATALOG
 from trellis.catalog.tables import catalog_tables
 from trellis.config.agent_config import AgentConfig
-from trellis.errors import Unavailable
+from trellis.errors import InvalidInput, Unavailable
 from trellis.store.sqlite import SQLiteBackend
 from trellis.store.view import View
 from trellis.store.writer import Plan, Writer
@@ -135,6 +135,7 @@ class Agent:
         self._stop.set()
 
     async def run(self) -> None:
+        check_supported(self.cfg)
         data_dir = self._data_dir()
         self.node_id = _node_id(data_dir, self.cfg.node_id)
         self.backend = await SQLiteBackend.open(
@@ -354,6 +355,24 @@ class Agent:
                 loop.remove_signal_handler(sig)
         except (NotImplementedError, RuntimeError):
             pass
+
+
+def check_supported(cfg: AgentConfig) -> None:
+    """Refuse settings whose absence would be unsafe; warn about ones not acted on yet."""
+    if cfg.acl.enabled:
+        raise InvalidInput(
+            "acl.enabled", True,
+            message="acl.enabled = true: ACL enforcement is not implemented yet; refusing to start "
+                    "rather than allow every request",
+        )
+    unsupported = {
+        "recursors": "names outside the domain are answered REFUSED",
+        "retry_join": "client agents joining servers come with the clustering issue",
+        "ui": "the web UI is not served",
+    }
+    for key, effect in unsupported.items():
+        if getattr(cfg, key):
+            log.warning("%s is set but not supported yet: %s", key, effect)
 
 
 def _hosts(addr: str) -> list[str]:

@@ -72,14 +72,27 @@ async def nodes(request: web.Request) -> web.Response:
 
 
 async def services(request: web.Request) -> web.Response:
+    """Service name -> tags. ``?filter`` (over ServiceNode, as Consul) and ``?node-meta``
+    narrow the instances the map is built from."""
     ctx = request.app[CTX]
     _check_dc(request)
     opts = parse_query_options(request.query)
     ns = params.namespace(request.query, request.headers)
+    meta = params.node_meta(request.query)
     authz = request[AUTHZ]
-    res = await block(ctx.view, opts, lambda: query.services(ctx.view, ns))
-    out = {k: v for k, v in res.value.items() if authz.allowed("service", k, Access.READ)}
-    return json_result(request, res, out)
+    if not opts.filter and not meta:
+        res = await block(ctx.view, opts, lambda: query.services(ctx.view, ns))
+        out = {k: v for k, v in res.value.items() if authz.allowed("service", k, Access.READ)}
+        return json_result(request, res, out)
+    res = await block(ctx.view, opts, lambda: query.all_instances(ctx.view, ns))
+    docs = [
+        codec.encode_service_node(i.node, i.service) for i in res.value
+        if params.meta_matches(i.node.meta, meta) and authz.allowed("service", i.service.name, Access.READ)
+    ]
+    tags: dict[str, set[str]] = {}
+    for d in filtering.apply(opts.filter, bexpr.SERVICE_NODE, docs):
+        tags.setdefault(d["ServiceName"], set()).update(d["ServiceTags"])
+    return json_result(request, res, {k: sorted(v) for k, v in sorted(tags.items())})
 
 
 async def _service_nodes(request: web.Request, *, connect: bool) -> web.Response:

@@ -116,6 +116,15 @@ def service_instances(
     return view.result(_instances(view, found, watch), watch, floor=("services",))
 
 
+def all_instances(view: View, namespace: str | None) -> Result[list[Instance]]:
+    """Every service instance (``namespace=None``: in every namespace), for filters
+    that span services."""
+    _, st, _ = _tables(view)
+    found = [s for s in st.rows.values() if namespace is None or s.namespace == namespace]
+    watch: list[tuple] = [("services",), ("nodes",), ("checks",)]
+    return view.result(_instances(view, found, []), watch)
+
+
 def passing_only(instances: Iterable[Instance]) -> list[Instance]:
     """``?passing``: every check exactly passing (warning excluded)."""
     return [i for i in instances if all(c.status is CheckStatus.PASSING for c in i.checks)]

@@ -45,14 +45,14 @@ FLAGS = FlagSet(
         Flag("log-json", Kind.BOOL, help="Log JSON lines."),
         Flag("enable-script-checks", Kind.BOOL, help="Allow script checks from any source."),
         Flag("enable-local-script-checks", Kind.BOOL, help="Allow script checks from config files only."),
-        Flag("ui", Kind.BOOL, help="Accepted for compatibility; the UI is not served yet."),
+        Flag("ui", Kind.BOOL, help="Accepted for compatibility; the UI is not served yet (a warning says so)."),
     ),
 )
 
 
 def dev_defaults() -> dict:
     return {"server": True, "bootstrap": True, "client_addr": "127.0.0.1 ::1", "bind_addr": "127.0.0.1",
-            "ports": {"grpc": 8502}, "ui": True}
+            "ports": {"grpc": 8502}}
 
 
 def flag_overrides(p) -> dict:
