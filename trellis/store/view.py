@@ -28,7 +28,7 @@ from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 
-from trellis.store.backend import Backend, Event, KeyValue, WatchBatch
+from trellis.store.backend import Backend, Compacted, Event, KeyValue, WatchBatch
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,32 @@ class View:
 
     # -- feeding from a backend ---------------------------------------------
     async def run(self, backend: Backend) -> None:
-        """Load everything, then apply the change stream until cancelled."""
-        items, rev = await backend.range("")
-        self.load(items, rev)
-        async for batch in backend.watch("", rev + 1):
-            self.apply(batch)
+        """Load everything, then apply the change stream until cancelled.
+
+        If the stream falls so far behind that the backend no longer has the
+        revisions it needs (``Compacted``), reload from a fresh ``range``.
+        """
+        while True:
+            items, rev = await backend.range("")
+            if self.ready.is_set():
+                self.reload(items, rev)
+            else:
+                self.load(items, rev)
+            try:
+                async for batch in backend.watch("", rev + 1):
+                    self.apply(batch)
+                return
+            except Compacted as exc:
+                log.warning("view fell behind the store (%s); reloading", exc)
+
+    def reload(self, items: Sequence[KeyValue], revision: int) -> None:
+        """Replace everything, and move every watch key so no waiter keeps a stale answer."""
+        self.load(items, revision)
+        for k in self._key_rev:
+            self._key_rev[k] = revision
+        for waiters in self._waiters.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+        self._waiters.clear()
+        self._wake_applied()

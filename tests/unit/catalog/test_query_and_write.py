@@ -173,3 +173,57 @@ async def test_concurrent_writers_each_get_their_own_revision():
         ])
         assert len(set(revs)) == 50
         assert len(query.services(view, "default").value) == 50
+
+
+class _CompactedOnce:
+    """A memory backend whose first watch finds its revision compacted away."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.watches = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def watch(self, prefix, from_revision):
+        self.watches += 1
+        if self.watches == 1:
+            return self._compacted(from_revision)
+        return self.inner.watch(prefix, from_revision)
+
+    async def _compacted(self, from_revision):
+        from trellis.store.backend import Compacted
+
+        raise Compacted(from_revision, from_revision + 10)
+        yield  # pragma: no cover - makes this an async generator
+
+
+async def test_view_reloads_when_its_watch_falls_behind_compaction():
+    from trellis.catalog.tables import catalog_tables
+    from trellis.store.memory import MemoryBackend
+    from trellis.store.view import View
+    from trellis.store.writer import Writer
+
+    backend = _CompactedOnce(MemoryBackend())
+    view = View(catalog_tables())
+    task = asyncio.create_task(view.run(backend))
+    try:
+        await asyncio.wait_for(view.ready.wait(), 5)
+        await asyncio.wait_for(Writer(backend, view).apply(
+            lambda v: _register(v, make_node(), [make_service("late")])), 5)
+        assert backend.watches == 2
+        assert "late" in query.services(view, "default").value
+    finally:
+        task.cancel()
+
+
+async def test_reload_wakes_every_waiter_and_moves_every_watch_key():
+    async with running_view() as (view, writer, backend):
+        await writer.apply(lambda v: _register(v, make_node(), [make_service("web")]))
+        res = query.service_instances(view, "default", "web")
+        waiter = asyncio.create_task(view.wait_change(res.watch, res.index, 30))
+        await asyncio.sleep(0)
+        items, rev = await backend.range("")
+        view.reload(items, rev + 5)
+        assert await asyncio.wait_for(waiter, 5) is True
+        assert query.service_instances(view, "default", "web").index == rev + 5
