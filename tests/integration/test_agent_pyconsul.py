@@ -95,3 +95,37 @@ def test_unknown_service_reads_answer_as_consul(consul_client):
     assert c.health.service("does-not-exist")[1] == []
     assert c.catalog.service("does-not-exist")[1] == []
     assert c.catalog.node("no-such-node")[1] is None
+
+
+def test_pyconsul_health_catalog_and_maintenance_calls(consul_client, agent):
+    c = consul_client
+    c.agent.service.register("pc", service_id="pc-1", port=5000, tags=["blue"],
+                             check=consul.Check.ttl("60s"))
+    c.agent.check.ttl_warn("service:pc-1", "slow")
+    _, checks = c.health.checks("pc")
+    assert [(x["CheckID"], x["Status"], x["Output"]) for x in checks] == [("service:pc-1", "warning", "slow")]
+    _, warning = c.health.state("warning")
+    assert "service:pc-1" in {x["CheckID"] for x in warning}
+    _, node_checks = c.health.node("test-node")
+    assert {"serfHealth", "service:pc-1"} <= {x["CheckID"] for x in node_checks}
+    _, node = c.catalog.node("test-node")
+    assert node["Services"]["pc-1"]["Tags"] == ["blue"]
+    _, tagged = c.catalog.service("pc", tag="blue")
+    assert [x["ServiceID"] for x in tagged] == ["pc-1"]
+    _, untagged = c.catalog.service("pc", tag="green")
+    assert untagged == []
+    assert c.catalog.datacenters() == ["dc1"]
+    assert c.status.peers() == ["127.0.0.1:8300"]
+    assert c.agent.service.maintenance("pc-1", "true", "patching")
+    _, nodes = c.health.service("pc")
+    assert "_service_maintenance:pc-1" in {x["CheckID"] for x in nodes[0]["Checks"]}
+    assert c.agent.maintenance("true", "node work")
+    _, nodes = c.health.service("consul")
+    assert "_node_maintenance" in {x["CheckID"] for x in nodes[0]["Checks"]}
+    assert c.agent.maintenance("false")
+    assert c.agent.service.maintenance("pc-1", "false")
+    c.agent.check.register("pc-http", consul.Check.http(f"http://127.0.0.1:{agent.http_port}/v1/status/leader", "1s"),
+                           service_id="pc-1")
+    assert c.agent.checks()["pc-http"]["Type"] == "http"
+    assert c.agent.check.deregister("pc-http")
+    assert c.agent.service.deregister("pc-1")
