@@ -147,3 +147,38 @@ def test_check_register_with_service_and_node_level(agent):
     assert code == 400 and "enable_script_checks" in body
     assert agent.request("PUT", "/v1/agent/check/deregister/cr%20alive")[0] == 200
     assert "cr alive" not in agent.request("GET", "/v1/agent/checks")[2]
+
+
+def test_concurrent_writes_to_one_service_and_sidecar_ports_all_succeed(agent):
+    import concurrent.futures
+
+    def register(i):
+        return agent.request("PUT", "/v1/agent/service/register", {"Name": "same", "Port": 1000 + i})[0]
+
+    def sidecar(i):
+        return agent.request("PUT", "/v1/agent/service/register",
+                             {"Name": f"sc{i}", "Port": 1, "Connect": {"SidecarService": {}}})[0]
+
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        assert set(pool.map(register, range(64))) == {200}
+        assert set(pool.map(sidecar, range(40))) == {200}
+    services = agent.request("GET", "/v1/agent/services")[2]
+    ports = [services[f"sc{i}-sidecar-proxy"]["Port"] for i in range(40)]
+    assert len(set(ports)) == 40
+    for i in range(40):
+        agent.request("PUT", f"/v1/agent/service/deregister/sc{i}")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"Name": "scr", "Check": {"Args": ["touch", "/tmp/x"], "Interval": "10s"}},
+        {"Name": "scr", "Connect": {"SidecarService": {"Check": {"Args": ["true"], "Interval": "10s"}}}},
+        {"Name": "h2", "Check": {"H2PING": "127.0.0.1:1", "Interval": "10s"}},
+    ],
+    ids=["script", "sidecar-script", "h2ping"],
+)
+def test_checks_the_agent_will_not_run_are_refused_at_registration(agent, body):
+    code, _, text = agent.request("PUT", "/v1/agent/service/register", body)
+    assert code == 400 and ("Scripts are disabled" in text or "not supported" in text)
+    assert body["Name"] not in agent.request("GET", "/v1/agent/services")[2]

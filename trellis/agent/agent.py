@@ -48,7 +48,7 @@ from trellis.catalog.query import aggregate_status
 from trellis.catalog.registration import CATALOG
 from trellis.catalog.tables import catalog_tables
 from trellis.config.agent_config import AgentConfig
-from trellis.errors import InvalidInput, Unavailable
+from trellis.errors import InvalidInput, TrellisError, Unavailable
 from trellis.store.sqlite import SQLiteBackend
 from trellis.store.view import View
 from trellis.store.writer import Plan, Writer
@@ -84,6 +84,8 @@ class Agent:
         self.dns_addresses: list[tuple[str, int]] = []
         self._config_services: set[tuple[str, str]] = set()
         self._config_checks: set[tuple[str, str]] = set()
+        self._config_started = False
+        self._reload_requested = asyncio.Event()
         self._tmpdir: tempfile.TemporaryDirectory | None = None
         self.started = asyncio.Event()
         self.resolver = Resolver()
@@ -149,11 +151,13 @@ class Agent:
                 self.local = LocalAgent(
                     self.view, self.writer, node=self.node_name, datacenter=self.datacenter,
                     sidecar_ports=SidecarPorts(self.cfg.ports.sidecar_min_port, self.cfg.ports.sidecar_max_port),
+                    api_scripts=self.cfg.enable_script_checks, local_scripts=self.cfg.enable_local_script_checks,
                 )
                 await self._register_self()
                 await self._sync_config_definitions(self.cfg)
                 self._start_runner(tg)
                 await self._start_dns(tg)  # before HTTP: answering HTTP means fully up
+                tg.create_task(self._serve_reloads(), name="reloads")
                 http = await self._start_http()
                 self._install_signals()
                 log.info("trellis agent running: node=%s dc=%s http=%s dns=%s", self.node_name,
@@ -212,6 +216,11 @@ class Agent:
 
         defns = list(cfg.services)
         wanted = {(d.namespace or "default", d.id or d.name) for d in defns}
+        if not self._config_started:  # after a restart: what earlier files registered
+            self._config_services = {(x.namespace, x.id) for x in self.local.services() if x.agent_source == "config"}
+            self._config_checks = {(c.namespace, c.check_id) for c in self.local.checks()
+                                   if c.agent_source == "config" and not c.service_id}
+            self._config_started = True
         for ns, sid in sorted(self._config_services - wanted):
             if self.local.service(sid, ns) is not None:
                 await self.local.deregister_service(sid, ns)
@@ -221,26 +230,39 @@ class Agent:
         checks = []
         for spec in cfg.checks:
             service = self.local.service(spec.service_id) if spec.service_id else None
+            if spec.service_id and service is None:
+                raise InvalidInput("check.service_id", spec.service_id,
+                                   message=f'check {spec.check_id or spec.name!r}: ServiceID "{spec.service_id}" does not exist')
             checks.append(definition.build_check(spec, node=self.node_name, service=service, source="config"))
         wanted_checks = {(c.namespace, c.check_id) for c in checks}
         for ns, cid in sorted(self._config_checks - wanted_checks):
             if self.local.check(cid, ns) is not None:
                 await self.local.deregister_check(cid, ns)
         for c in checks:
-            await self.local.register_check(c)
+            await self.local.register_check(c, source="config")
         self._config_checks = wanted_checks
 
     async def reload(self) -> None:
+        """Re-read the config files and sync their services and checks. A bad file
+        or a rejected definition is logged and the running configuration kept."""
         if self._reload_config is None:
             return
         try:
-            cfg = self._reload_config()
-        except Exception as exc:  # a bad file must not stop a running agent
+            cfg = await asyncio.to_thread(self._reload_config)
+            await self._sync_config_definitions(dataclasses.replace(self.cfg, services=cfg.services,
+                                                                    checks=cfg.checks))
+        except TrellisError as exc:  # a bad file must not stop a running agent
             log.error("reload failed, keeping the running configuration: %s", exc)
             return
         self.cfg = dataclasses.replace(self.cfg, services=cfg.services, checks=cfg.checks)
-        await self._sync_config_definitions(self.cfg)
         log.info("reloaded: %d services and %d checks from config files", len(cfg.services), len(cfg.checks))
+
+    async def _serve_reloads(self) -> None:
+        """SIGHUP sets a flag; this one owned task reloads, one reload at a time."""
+        while True:
+            await self._reload_requested.wait()
+            self._reload_requested.clear()
+            await self.reload()
 
     # -- subsystems ----------------------------------------------------------------
     async def _start_http(self) -> web.AppRunner:
@@ -299,10 +321,9 @@ class Agent:
         from trellis.health.runner import CheckRunner
 
         async def report(key: Any, status: CheckStatus, output: str) -> None:
-            try:
-                await self.local.set_check_status(key.check_id, status, output, key.namespace)
-            except Exception:  # a check result must never kill the runner
-                log.exception("recording the result of check %s failed", key)
+            # A failure propagates: the runner keeps the old state (and a TTL
+            # update answers the error instead of a 200).
+            await self.local.set_check_status(key.check_id, status, output, key.namespace)
 
         async def deregister(service_id: str, namespace: str = "default") -> None:
             if self.local.service(service_id, namespace) is not None:
@@ -317,17 +338,21 @@ class Agent:
         tg.create_task(self._follow_checks(), name="check-sync")
 
     def _alias_status(self, node: str, service_id: str) -> tuple[CheckStatus, str]:
+        """Consul's alias check: a service's health, or a node's when no service is named."""
         node = node or self.node_name
         checks = list(self.view["checks"].node_level(node))
-        found = None
-        for s in self.view["services"].on_node(node):
-            if s.id == service_id:
-                found = s
-                checks += self.view["checks"].of_service(node, s.namespace, s.id)
-        if found is None:
-            return CheckStatus.CRITICAL, f"Service {service_id} could not be found on node {node}"
+        if not service_id:
+            if self.view["nodes"].get(node) is None:
+                return CheckStatus.CRITICAL, f"Node {node} not found"
+        else:
+            found = [s for s in self.view["services"].on_node(node) if s.id == service_id]
+            if not found:
+                return CheckStatus.CRITICAL, f"Service {service_id} could not be found on node {node}"
+            checks += self.view["checks"].of_service(node, found[0].namespace, service_id)
         status = aggregate_status(checks)
-        return status, f"All checks passing." if status is CheckStatus.PASSING else f"Aliased service is {status.value}"
+        if status is CheckStatus.PASSING:
+            return status, "All checks passing."
+        return status, f"Aliased {'service' if service_id else 'node'} is {status.value}"
 
     async def _follow_checks(self) -> None:
         watch = [("node-checks", self.node_name.lower()), ("node-services", self.node_name.lower())]
@@ -344,7 +369,7 @@ class Agent:
         try:
             loop.add_signal_handler(signal.SIGTERM, self.stop)
             loop.add_signal_handler(signal.SIGINT, self.stop)
-            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+            loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
         except (NotImplementedError, RuntimeError):  # not the main thread (tests)
             pass
 

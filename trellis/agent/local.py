@@ -8,6 +8,7 @@ writer; check runners follow from the view. Definitions arrive decoded
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +39,30 @@ DEFAULT_NODE_MAINT_REASON = (
 )
 
 
+UNSUPPORTED_CHECK_TYPES = frozenset({CheckType.DOCKER, CheckType.H2PING, CheckType.OS_SERVICE})
+
+
+def check_admission_problem(check: Check, *, scripts_allowed: bool) -> str | None:
+    """Why the agent must refuse to run ``check``, or None. Pure.
+
+    Script checks need ``enable_script_checks`` (API) or, for config files,
+    ``enable_local_script_checks``; check types trellis cannot run are refused at
+    registration instead of sitting critical forever.
+    """
+    if check.type is CheckType.SCRIPT and not scripts_allowed:
+        return "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' to true"
+    if check.type in UNSUPPORTED_CHECK_TYPES:
+        return f"Check {check.check_id!r}: check type {check.type.value!r} is not supported by trellis yet"
+    return None
+
+
+def _admit(checks: Iterable[Check], scripts_allowed: bool) -> None:
+    for c in checks:
+        problem = check_admission_problem(c, scripts_allowed=scripts_allowed)
+        if problem:
+            raise InvalidInput("Check", c.check_id, message=problem)
+
+
 @dataclass(frozen=True, slots=True)
 class SidecarPorts:
     min_port: int = 21000
@@ -46,8 +71,12 @@ class SidecarPorts:
 
 class LocalAgent:
     def __init__(
-        self, view: View, writer: Writer, *, node: str, datacenter: str, sidecar_ports: SidecarPorts
+        self, view: View, writer: Writer, *, node: str, datacenter: str, sidecar_ports: SidecarPorts,
+        api_scripts: bool = False, local_scripts: bool = False,
     ) -> None:
+        self.api_scripts = api_scripts  # enable_script_checks: scripts from any source
+        self.local_scripts = local_scripts or api_scripts  # enable_local_script_checks: config files
+        self._sidecar_lock = asyncio.Lock()
         self.view = view
         self.writer = writer
         self.node = node
@@ -95,6 +124,10 @@ class LocalAgent:
             existing_sidecar_port=existing.port if existing else 0,
             source=source,
         )
+        scripts = self.local_scripts if source == "config" else self.api_scripts
+        _admit(reg.checks, scripts)
+        if reg.sidecar is not None:
+            _admit(reg.sidecar.checks, scripts)
         self._plan_reg(plan, view, reg, replace_existing_checks)
         return plan
 
@@ -117,9 +150,16 @@ class LocalAgent:
     async def register_service(
         self, defn: ServiceDefinition, *, replace_existing_checks: bool = False
     ) -> None:
-        await self.writer.apply(
-            lambda view: self.plan_registration(view, defn, replace_existing_checks=replace_existing_checks)
-        )
+        def plan(view: View) -> Plan:
+            return self.plan_registration(view, defn, replace_existing_checks=replace_existing_checks)
+
+        if defn.sidecar_service is None:
+            await self.writer.apply(plan)
+            return
+        # A sidecar's port comes from scanning the ports in use; two such scans at
+        # once would hand out the same port, so sidecar registrations take turns.
+        async with self._sidecar_lock:
+            await self.writer.apply(plan)
 
     async def register_services(self, defns: Iterable[ServiceDefinition], *, source: str = "") -> None:
         """Register several definitions in one write (config files at start and on reload)."""
@@ -131,13 +171,15 @@ class LocalAgent:
                 self.plan_registration(view, d, replace_existing_checks=True, plan=plan, source=source)
             return plan
 
-        await self.writer.apply(plan_all)
+        async with self._sidecar_lock:
+            await self.writer.apply(plan_all)
 
     async def deregister_service(self, service_id: str, namespace: str = DEFAULT_NAMESPACE) -> None:
         await self.writer.apply(lambda view: write.deregister_service(view, self.node, namespace, service_id))
 
     # -- checks ----------------------------------------------------------------
-    async def register_check(self, check: Check) -> None:
+    async def register_check(self, check: Check, *, source: str = "") -> None:
+        _admit([check], self.local_scripts if source == "config" else self.api_scripts)
         check = dataclasses.replace(check, node=self.node)
         if check.service_id:
             service = self.service(check.service_id, check.namespace)

@@ -187,10 +187,6 @@ async def register_check(request: web.Request) -> web.Response:
     check = definition.build_check(spec, node=ctx.node_name, service=service)
     if service is None and ns != "default":
         check = dataclasses.replace(check, namespace=ns)
-    if check.type is CheckType.SCRIPT and not ctx.enable_script_checks:
-        raise InvalidInput(
-            "Args", message="Scripts are disabled on this agent; to enable, configure 'enable_script_checks' to true"
-        )
     await ctx.local.register_check(check)
     return web.Response(status=200)
 

@@ -18,10 +18,12 @@ from trellis.store.backend import Compacted, Compare, Delete, Put
 
 __all__ = ["MAX_TXN_BYTES", "MAX_TXN_OPS", "Compacted", "InvalidTxn", "Unavailable", "check_txn", "check_watch"]
 
-# etcd's defaults (--max-txn-ops 128, --max-request-bytes 1.5 MiB), kept by every
-# backend so that what works on SQLite also works on etcd. The byte limit leaves
-# room for the root prefix and protobuf framing.
-MAX_TXN_OPS = 128
+# Kept by every backend so that what works on SQLite also works on etcd. etcd's
+# own default is --max-txn-ops 128, too few for deregistering a node with a few
+# dozen services and their checks in one write: trellis needs etcd started with
+# --max-txn-ops 1024 (docs/store.md). The byte limit is under etcd's default
+# --max-request-bytes (1.5 MiB), leaving room for the root prefix and framing.
+MAX_TXN_OPS = 1024
 MAX_TXN_BYTES = 1024 * 1024
 
 
@@ -39,8 +41,10 @@ def check_txn(compares: Sequence[Compare], puts: Sequence[Put], deletes: Sequenc
     together at most ``MAX_TXN_BYTES``.
     """
     if len(compares) > MAX_TXN_OPS or len(puts) + len(deletes) > MAX_TXN_OPS:
-        raise InvalidTxn("txn", f"{len(compares)} compares, {len(puts) + len(deletes)} writes",
-                         f"at most {MAX_TXN_OPS} of each")  # fmt: skip
+        raise InvalidTxn(
+            "txn", message=f"This request would change {len(puts) + len(deletes)} documents and check "
+                           f"{len(compares)}; one write may touch at most {MAX_TXN_OPS} of each",
+        )
     for c in compares:
         _check_key("compare key", c.key)
         if not isinstance(c.mod_revision, int) or c.mod_revision < 0:

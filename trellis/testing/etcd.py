@@ -26,6 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from trellis.store.errors import MAX_TXN_OPS
 from pathlib import Path
 from types import TracebackType
 
@@ -135,6 +136,7 @@ class EtcdServer:
             "--initial-cluster-state", "new",
             "--listen-metrics-urls", f"http://127.0.0.1:{metrics}",
             "--log-level", "warn",
+            "--max-txn-ops", str(MAX_TXN_OPS),  # trellis' own limit; production etcd needs it too
         ]  # fmt: skip
         if self.unsafe_no_fsync:
             cmd.append("--unsafe-no-fsync")
