@@ -182,3 +182,53 @@ def test_checks_the_agent_will_not_run_are_refused_at_registration(agent, body):
     code, _, text = agent.request("PUT", "/v1/agent/service/register", body)
     assert code == 400 and ("Scripts are disabled" in text or "not supported" in text)
     assert body["Name"] not in agent.request("GET", "/v1/agent/services")[2]
+
+
+def test_a_bad_filter_fails_before_a_blocking_query_waits(agent):
+    import time as _time
+
+    t0 = _time.monotonic()
+    code, _, body = agent.request("GET", "/v1/health/service/web?index=100000&wait=20s&filter=Bogus%20%3D%3D%201")
+    assert code == 400 and "Bogus" in body
+    assert _time.monotonic() - t0 < 5
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "text"),
+    [
+        ("/v1/catalog/services?partition=other", 400, "Partitions are a Consul Enterprise feature"),
+        ("/v1/catalog/services?index=18446744073709551616", 400, "Invalid index"),
+        ("/v1/agent/members?wan=1&segment=x", 400, "Cannot provide a segment with wan=true"),
+    ],
+    ids=["partition", "index-over-uint64", "wan-and-segment"],
+)
+def test_more_bad_query_parameters(agent, path, status, text):
+    code, _, body = agent.request("GET", path)
+    assert code == status and text in body
+
+
+def test_wan_members_and_node_lookup_by_id(agent):
+    (wan,) = agent.request("GET", "/v1/agent/members?wan=1")[2]
+    assert (wan["Name"], wan["Port"]) == ("test-node.dc1", 8302)
+    node_id = agent.request("GET", "/v1/agent/self")[2]["Config"]["NodeID"]
+    node = agent.request("GET", f"/v1/catalog/node/{node_id}")[2]
+    assert node["Node"]["Node"] == "test-node"
+
+
+def test_agent_service_health_counts_node_maintenance(agent):
+    agent.request("PUT", "/v1/agent/service/register", {"Name": "hm", "Port": 1})
+    assert agent.request("GET", "/v1/agent/health/service/id/hm")[0] == 200
+    agent.request("PUT", "/v1/agent/maintenance?enable=true")
+    try:
+        code, _, doc = agent.request("GET", "/v1/agent/health/service/id/hm")
+        assert code == 503 and doc["AggregatedStatus"] == "critical"
+    finally:
+        agent.request("PUT", "/v1/agent/maintenance?enable=false")
+
+
+def test_agent_services_list_the_requested_namespace(agent):
+    agent.request("PUT", "/v1/agent/service/register?ns=ns-b", {"Name": "dupe", "Port": 2})
+    agent.request("PUT", "/v1/agent/service/register", {"Name": "dupe", "Port": 1})
+    assert agent.request("GET", "/v1/agent/services")[2]["dupe"]["Port"] == 1
+    assert agent.request("GET", "/v1/agent/services?ns=ns-b")[2]["dupe"]["Port"] == 2
+    assert "dupe" not in agent.request("GET", "/v1/agent/services?ns=ns-c")[2]

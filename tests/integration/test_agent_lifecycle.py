@@ -185,3 +185,22 @@ def test_settings_not_acted_on_yet_are_warned_about(tmp_path):
     agent = start_agent(tmp_path, "-hcl", 'recursors = ["127.0.0.53"]')
     agent.stop()
     assert "recursors is set but not supported yet" in agent.log()
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [(("-bind", "notanip"), "not an IP address"), (("-node-id", "notauuid"), "not a UUID")],
+    ids=["bind", "node-id"],
+)
+def test_bad_identity_flags_stop_the_start(tmp_path, args, text):
+    with pytest.raises(RuntimeError) as exc:
+        start_agent(tmp_path, *args, timeout=20)
+    assert text in str(exc.value)
+
+
+def test_unspecified_bind_is_never_advertised(tmp_path):
+    from trellis.agent.agent import advertise_address
+    from trellis.config.agent_config import AgentConfig
+
+    assert advertise_address(AgentConfig(bind_addr="0.0.0.0")) not in ("0.0.0.0", "")
+    assert advertise_address(AgentConfig(bind_addr="0.0.0.0", advertise_addr="10.1.2.3")) == "10.1.2.3"

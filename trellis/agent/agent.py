@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import logging
 import os
 import signal
+import socket
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -79,7 +81,7 @@ class Agent:
         self.node_name = cfg.node_name
         self.datacenter = cfg.datacenter
         self.node_id = ""
-        self.address = cfg.advertise_addr or cfg.bind_addr or "127.0.0.1"
+        self.address = advertise_address(cfg)
         self.http_addresses: list[tuple[str, int]] = []
         self.dns_addresses: list[tuple[str, int]] = []
         self._config_services: set[tuple[str, str]] = set()
@@ -89,26 +91,33 @@ class Agent:
         self._tmpdir: tempfile.TemporaryDirectory | None = None
         self.started = asyncio.Event()
         self.resolver = Resolver()
+        self.resolver.default_policy = cfg.acl.default_policy  # reported even with ACLs off, as Consul
 
     # -- context for the API ---------------------------------------------------
     @property
+    def identity(self) -> identity.Identity:
+        p = self.cfg.ports
+        return identity.Identity(
+            node=self.node_name, node_id=self.node_id, datacenter=self.datacenter,
+            primary_datacenter=self.cfg.primary_datacenter, server=self.cfg.server, address=self.address,
+            grpc_port=p.grpc, server_port=p.server, serf_lan_port=p.serf_lan, serf_wan_port=p.serf_wan,
+        )
+
+    @property
     def server_address(self) -> str:
-        return f"{self.address}:{identity.SERVER_RPC_PORT}"
+        return _fmt(self.address, self.cfg.ports.server)
 
     @property
     def enable_script_checks(self) -> bool:
         return self.cfg.enable_script_checks or self.cfg.enable_local_script_checks
 
-    def describe_member(self) -> dict[str, Any]:
-        return identity.member(node=self.node_name, address=self.address, datacenter=self.datacenter,
-                               node_id=self.node_id, server=self.cfg.server, grpc_port=self.cfg.ports.grpc)
+    def describe_member(self, *, wan: bool = False) -> dict[str, Any]:
+        return identity.member(self.identity, wan=wan)
 
     def describe_self(self) -> dict[str, Any]:
         assert self.local is not None
         return identity.self_doc(
-            node=self.node_name, node_id=self.node_id, datacenter=self.datacenter,
-            server=self.cfg.server, address=self.address, grpc_port=self.cfg.ports.grpc,
-            debug_config=self.debug_config(), meta=dict(self.cfg.node_meta),
+            self.identity, debug_config=self.debug_config(), meta=dict(self.cfg.node_meta),
             stats=identity.runtime_stats(self.view.revision, len(self.local.services()),
                                          len(self.local.checks())),
         )
@@ -202,7 +211,7 @@ class Agent:
             if self.cfg.server:
                 write.put_service(p, view, Service(
                     node=self.node_name, id=CONSUL_SERVICE, name=CONSUL_SERVICE,
-                    port=identity.SERVER_RPC_PORT, datacenter=self.datacenter, agent_source=CATALOG,
+                    port=self.cfg.ports.server, datacenter=self.datacenter, agent_source=CATALOG,
                 ))
             elif consul is not None:
                 write.delete_service(p, view, consul)
@@ -390,14 +399,50 @@ def check_supported(cfg: AgentConfig) -> None:
             message="acl.enabled = true: ACL enforcement is not implemented yet; refusing to start "
                     "rather than allow every request",
         )
-    unsupported = {
-        "recursors": "names outside the domain are answered REFUSED",
-        "retry_join": "client agents joining servers come with the clustering issue",
-        "ui": "the web UI is not served",
-    }
-    for key, effect in unsupported.items():
-        if getattr(cfg, key):
-            log.warning("%s is set but not supported yet: %s", key, effect)
+    for setting, effect in _not_yet_supported(cfg):
+        log.warning("%s is set but not supported yet: %s", setting, effect)
+
+
+def advertise_address(cfg: AgentConfig) -> str:
+    """The node's address: ``advertise_addr``, else ``bind_addr``; an unspecified bind
+    (0.0.0.0, ::) advertises the host's own address, or 127.0.0.1 when it has none
+    but loopback (Consul picks the single private IP)."""
+    for key, value in (("advertise_addr", cfg.advertise_addr), ("bind_addr", cfg.bind_addr)):
+        if not value:
+            continue
+        try:
+            ip = ipaddress.ip_address(value)
+        except ValueError:
+            raise InvalidInput(key, value, message=f"{key} {value!r} is not an IP address") from None
+        if not ip.is_unspecified:
+            return str(ip)
+    try:
+        host_ip = ipaddress.ip_address(socket.gethostbyname(socket.gethostname()))
+    except (OSError, ValueError):
+        host_ip = None
+    if host_ip is not None and not host_ip.is_loopback and not host_ip.is_unspecified:
+        return str(host_ip)
+    log.warning("bind_addr is unspecified and the host has no other address: advertising 127.0.0.1 "
+                "(set -advertise or -bind)")
+    return "127.0.0.1"
+
+
+def _not_yet_supported(cfg: AgentConfig) -> list[tuple[str, str]]:
+    """Settings that are accepted (Consul users have them) but not acted on yet. Pure."""
+    rules = [
+        (bool(cfg.recursors), "recursors", "names outside the domain are answered REFUSED"),
+        (bool(cfg.retry_join), "retry_join", "client agents joining servers come with the clustering issue"),
+        (cfg.ui, "ui", "the web UI is not served"),
+        (cfg.ports.https > 0, "ports.https", "no HTTPS listener is started"),
+        (cfg.ports.grpc_tls > 0, "ports.grpc_tls", "no gRPC TLS listener is started"),
+        (bool(cfg.addresses.https), "addresses.https", "no HTTPS listener is started"),
+        (bool(cfg.addresses.grpc), "addresses.grpc", "the gRPC port is reserved for xDS, not served yet"),
+        (cfg.bootstrap_expect > 1, "bootstrap_expect", "one server only until the clustering issue"),
+        (bool(cfg.config_entries_bootstrap), "config_entries.bootstrap", "config entries come with the intentions issue"),
+        (bool(cfg.connect.ca_config), "connect.ca_config", "the CA comes with its own issue"),
+        (bool(cfg.default_intention_policy), "default_intention_policy", "intentions come with their own issue"),
+    ]
+    return [(name, effect) for present, name, effect in rules if present]
 
 
 def _hosts(addr: str) -> list[str]:
@@ -412,6 +457,10 @@ def _node_id(data_dir: str, given: str) -> str:
     """The node ID persists in the data dir so restarts keep the same node."""
     path = Path(data_dir) / "node-id"
     if given:
+        try:
+            given = str(uuid.UUID(given))
+        except ValueError:
+            raise InvalidInput("node_id", given, message=f"node_id {given!r} is not a UUID") from None
         path.write_text(given)
         return given
     if path.exists():

@@ -13,12 +13,11 @@ Rules:
 from __future__ import annotations
 
 import platform
+from dataclasses import dataclass
 from typing import Any
 
 from trellis import CONSUL_API_VERSION, __version__
 
-SERF_LAN_PORT = 8301
-SERVER_RPC_PORT = 8300
 SUPPORTED_ENVOY = ["1.40.0", "1.35.0", "1.34.0", "1.33.0"]
 
 
@@ -40,12 +39,29 @@ def tagged_addresses(address: str) -> dict[str, str]:
     return {"lan": address, f"lan_{family}": address, "wan": address, f"wan_{family}": address}
 
 
-def member(*, node: str, address: str, datacenter: str, node_id: str, server: bool, grpc_port: int) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who this agent is and where its (advertised) ports are."""
+
+    node: str
+    node_id: str
+    datacenter: str
+    primary_datacenter: str
+    server: bool
+    address: str
+    grpc_port: int = -1
+    server_port: int = 8300
+    serf_lan_port: int = 8301
+    serf_wan_port: int = 8302
+
+
+def member(ident: Identity, *, wan: bool = False) -> dict[str, Any]:
+    """A serf member as /v1/agent/members shows it (``wan``: the WAN pool's view)."""
     tags = {
         "build": build_string(),
-        "dc": datacenter,
-        "id": node_id,
-        "role": "consul" if server else "node",
+        "dc": ident.datacenter,
+        "id": ident.node_id,
+        "role": "consul" if ident.server else "node",
         "segment": "",
         "vsn": "2",
         "vsn_max": "3",
@@ -53,46 +69,45 @@ def member(*, node: str, address: str, datacenter: str, node_id: str, server: bo
         "ft_fs": "1",
         "ft_si": "1",
     }
-    if server:
-        tags.update(port=str(SERVER_RPC_PORT), bootstrap="1", raft_vsn="3", expect="0", acls="0",
-                    wan_join_port="8302", use_tls="0")
-        if grpc_port > 0:
-            tags["grpc_port"] = str(grpc_port)
+    if ident.server:
+        tags.update(port=str(ident.server_port), bootstrap="1", raft_vsn="3", expect="0", acls="0",
+                    wan_join_port=str(ident.serf_wan_port), use_tls="0")
+        if ident.grpc_port > 0:
+            tags["grpc_port"] = str(ident.grpc_port)
+    name = f"{ident.node}.{ident.datacenter}" if wan else ident.node
     return {
-        "Name": node, "Addr": address, "Port": SERF_LAN_PORT, "Tags": tags, "Status": 1,
-        "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
+        "Name": name, "Addr": ident.address, "Port": ident.serf_wan_port if wan else ident.serf_lan_port,
+        "Tags": tags, "Status": 1, "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
         "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
     }
 
 
 def self_doc(
-    *, node: str, node_id: str, datacenter: str, server: bool, address: str, grpc_port: int,
-    debug_config: dict[str, Any], meta: dict[str, str], stats: dict[str, dict[str, str]],
+    ident: Identity, *, debug_config: dict[str, Any], meta: dict[str, str], stats: dict[str, dict[str, str]],
 ) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "Config": {
-            "Datacenter": datacenter,
-            "PrimaryDatacenter": datacenter,
-            "NodeName": node,
-            "NodeID": node_id,
+            "Datacenter": ident.datacenter,
+            "PrimaryDatacenter": ident.primary_datacenter or ident.datacenter,
+            "NodeName": ident.node,
+            "NodeID": ident.node_id,
             "Revision": revision_string(),
-            "Server": server,
+            "Server": ident.server,
             "Version": CONSUL_API_VERSION,
             "BuildDate": "2026-11-26T00:00:00Z",
             "TrellisVersion": __version__,  # the one addition to Consul's struct (docs/agent.md)
         },
         "DebugConfig": debug_config,
         "Coord": None,
-        "Member": member(node=node, address=address, datacenter=datacenter, node_id=node_id,
-                         server=server, grpc_port=grpc_port),
+        "Member": member(ident),
         "Stats": stats,
         "Meta": meta,
     }
-    if grpc_port > 0:
+    if ident.grpc_port > 0:
         doc["xDS"] = {
             "SupportedProxies": {"envoy": SUPPORTED_ENVOY},
-            "Port": grpc_port,
-            "Ports": {"Plaintext": grpc_port, "TLS": -1},
+            "Port": ident.grpc_port,
+            "Ports": {"Plaintext": ident.grpc_port, "TLS": -1},
         }
     return doc
 

@@ -88,6 +88,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def acl_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    partition = request.query.get("partition") or request.headers.get("X-Consul-Partition")
+    if partition and partition != "default":
+        raise InvalidInput("partition", partition,
+                           message='Invalid query parameter: "partition" - Partitions are a Consul Enterprise feature')
     resolver = request.app[RESOLVER]
     token = extract_token(request.query, request.headers)
     request[TOKEN] = token or ""

@@ -37,7 +37,7 @@ def parse_query_options(query: Mapping[str, str]) -> QueryOptions:
             index = int(query["index"])
         except ValueError:
             raise InvalidInput("index", query["index"], message="Invalid index") from None
-        if index < 0:
+        if not 0 <= index < 2**64:  # a uint64, as Consul parses it
             raise InvalidInput("index", query["index"], message="Invalid index")
     wait = DEFAULT_WAIT
     if query.get("wait"):

@@ -1,4 +1,8 @@
-"""``?filter=`` at the HTTP edge: compile once per request, apply to encoded docs."""
+"""``?filter=`` at the HTTP edge: compile before anything waits, apply to encoded docs.
+
+Compiling first means a bad expression is a 400 at once, not after a blocking
+query has waited out its ``wait``.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,23 @@ from typing import Any
 from trellis import filter as bexpr
 
 
-def apply(expr: str, schema: Any, docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Keep the docs ``expr`` matches; an invalid expression raises FilterError (a 400)."""
+def compile_filter(expr: str, schema: Any) -> bexpr.Filter | None:
+    """The compiled filter, or None for no filter; raises FilterError (a 400)."""
+    return bexpr.compile(bexpr.parse(expr), schema) if expr else None
+
+
+def select(compiled: bexpr.Filter | None, docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     docs = list(docs)
-    if not expr:
-        return docs
-    compiled = bexpr.compile(bexpr.parse(expr), schema)
-    return [d for d in docs if compiled.match(d)]
+    return docs if compiled is None else [d for d in docs if compiled.match(d)]
+
+
+def select_map(compiled: bexpr.Filter | None, docs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return docs if compiled is None else {k: d for k, d in docs.items() if compiled.match(d)}
+
+
+def apply(expr: str, schema: Any, docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return select(compile_filter(expr, schema), docs)
 
 
 def apply_map(expr: str, schema: Any, docs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    if not expr:
-        return docs
-    compiled = bexpr.compile(bexpr.parse(expr), schema)
-    return {k: d for k, d in docs.items() if compiled.match(d)}
+    return select_map(compile_filter(expr, schema), docs)

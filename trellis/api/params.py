@@ -16,8 +16,14 @@ _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
 
-def namespace(query: Mapping[str, str], headers: Mapping[str, str] | None = None) -> str:
+def namespace(
+    query: Mapping[str, str], headers: Mapping[str, str] | None = None, *, wildcard: bool = False
+) -> str:
+    """``?ns=`` (or ``X-Consul-Namespace``), default ``default``; ``*`` (every
+    namespace) only where the endpoint lists across namespaces."""
     ns = query.get("ns") or (headers or {}).get("X-Consul-Namespace") or DEFAULT_NAMESPACE
+    if wildcard and ns == "*":
+        return ns
     if not _NS.match(ns):
         raise InvalidInput("ns", ns, message=f'Invalid query parameter: "ns" - namespace "{ns}" is not a valid name')
     return ns

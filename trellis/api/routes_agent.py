@@ -49,20 +49,30 @@ async def self_(request: web.Request) -> web.Response:
 
 
 async def members(request: web.Request) -> web.Response:
+    """The LAN pool (this agent), or with ``?wan=<non-empty>`` the WAN pool of servers."""
     ctx = request.app[CTX]
-    docs = [ctx.describe_member()]
-    docs = filtering.apply(request.query.get("filter", ""), bexpr.MEMBER, docs)
-    return json_response(request, docs)
+    flt = filtering.compile_filter(request.query.get("filter", ""), bexpr.MEMBER)
+    wan = bool(request.query.get("wan"))
+    segment = request.query.get("segment")
+    if wan and segment is not None:
+        raise InvalidInput("segment", segment, message="Cannot provide a segment with wan=true")
+    if wan:
+        docs = [ctx.describe_member(wan=True)] if ctx.cfg.server else []
+    else:
+        docs = [ctx.describe_member()] if segment in (None, "", "_all") else []
+    return json_response(request, filtering.select(flt, docs))
 
 
 async def services(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     authz = request[AUTHZ]
+    flt = filtering.compile_filter(request.query.get("filter", ""), bexpr.NODE_SERVICE)
+    ns = params.namespace(request.query, request.headers, wildcard=True)
     docs = {
         s.id: codec.encode_agent_service(s) for s in ctx.local.services()
-        if authz.allowed("service", s.name, Access.READ)
+        if (ns == "*" or s.namespace == ns) and authz.allowed("service", s.name, Access.READ)
     }
-    return json_response(request, filtering.apply_map(request.query.get("filter", ""), bexpr.NODE_SERVICE, docs))
+    return json_response(request, filtering.select_map(flt, docs))
 
 
 def _service_doc(ctx, service_id: str, ns: str) -> dict | None:
@@ -164,11 +174,14 @@ async def node_maintenance(request: web.Request) -> web.Response:
 async def checks(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     authz = request[AUTHZ]
+    flt = filtering.compile_filter(request.query.get("filter", ""), bexpr.HEALTH_CHECK)
+    ns = params.namespace(request.query, request.headers, wildcard=True)
     docs = {
         c.check_id: codec.encode_check(c) for c in ctx.local.checks()
-        if authz.allowed("service" if c.service_id else "node", c.service_name or c.node, Access.READ)
+        if (ns == "*" or c.namespace == ns)
+        and authz.allowed("service" if c.service_id else "node", c.service_name or c.node, Access.READ)
     }
-    return json_response(request, filtering.apply_map(request.query.get("filter", ""), bexpr.HEALTH_CHECK, docs))
+    return json_response(request, filtering.select_map(flt, docs))
 
 
 async def register_check(request: web.Request) -> web.Response:
@@ -248,7 +261,11 @@ _HEALTH_CODE = {CheckStatus.PASSING: 200, CheckStatus.WARNING: 429, CheckStatus.
 
 
 def _health_doc(ctx, s) -> tuple[CheckStatus, dict]:
-    checks = [c for c in ctx.local.checks() if c.service_id == s.id and c.namespace == s.namespace]
+    """Consul's ChecksForService(id, true): the service's checks and the agent's node checks."""
+    checks = [
+        c for c in ctx.local.checks()
+        if not c.service_id or (c.service_id == s.id and c.namespace == s.namespace)
+    ]
     status = aggregate_status(checks)
     return status, {
         "AggregatedStatus": status.value,

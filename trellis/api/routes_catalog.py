@@ -61,6 +61,7 @@ async def nodes(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     _check_dc(request)
     opts = parse_query_options(request.query)
+    flt = filtering.compile_filter(opts.filter, bexpr.NODE)
     meta = params.node_meta(request.query)
     authz = request[AUTHZ]
     res = await block(ctx.view, opts, lambda: query.nodes(ctx.view))
@@ -68,7 +69,7 @@ async def nodes(request: web.Request) -> web.Response:
         codec.encode_node(n) for n in res.value
         if params.meta_matches(n.meta, meta) and authz.allowed("node", n.name, Access.READ)
     ]
-    return json_result(request, res, filtering.apply(opts.filter, bexpr.NODE, docs))
+    return json_result(request, res, filtering.select(flt, docs))
 
 
 async def services(request: web.Request) -> web.Response:
@@ -77,6 +78,7 @@ async def services(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     _check_dc(request)
     opts = parse_query_options(request.query)
+    flt = filtering.compile_filter(opts.filter, bexpr.SERVICE_NODE)
     ns = params.namespace(request.query, request.headers)
     meta = params.node_meta(request.query)
     authz = request[AUTHZ]
@@ -90,7 +92,7 @@ async def services(request: web.Request) -> web.Response:
         if params.meta_matches(i.node.meta, meta) and authz.allowed("service", i.service.name, Access.READ)
     ]
     tags: dict[str, set[str]] = {}
-    for d in filtering.apply(opts.filter, bexpr.SERVICE_NODE, docs):
+    for d in filtering.select(flt, docs):
         tags.setdefault(d["ServiceName"], set()).update(d["ServiceTags"])
     return json_result(request, res, {k: sorted(v) for k, v in sorted(tags.items())})
 
@@ -99,6 +101,7 @@ async def _service_nodes(request: web.Request, *, connect: bool) -> web.Response
     ctx = request.app[CTX]
     _check_dc(request)
     opts = parse_query_options(request.query)
+    flt = filtering.compile_filter(opts.filter, bexpr.SERVICE_NODE)
     ns = params.namespace(request.query, request.headers)
     name = request.match_info["name"]
     if not name:
@@ -113,7 +116,7 @@ async def _service_nodes(request: web.Request, *, connect: bool) -> web.Response
         codec.encode_service_node(i.node, i.service) for i in res.value
         if params.meta_matches(i.node.meta, meta)
     ]
-    return json_result(request, res, filtering.apply(opts.filter, bexpr.SERVICE_NODE, docs))
+    return json_result(request, res, filtering.select(flt, docs))
 
 
 async def service(request: web.Request) -> web.Response:
@@ -128,6 +131,7 @@ async def node(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     _check_dc(request)
     opts = parse_query_options(request.query)
+    flt = filtering.compile_filter(opts.filter, bexpr.NODE_SERVICE)
     name = request.match_info["node"]
     request[AUTHZ].require("node", name, Access.READ)
     res = await block(ctx.view, opts, lambda: query.node(ctx.view, name))
@@ -135,7 +139,7 @@ async def node(request: web.Request) -> web.Response:
         return json_result(request, res, None)
     n, svcs = res.value
     docs = {s.id: codec.encode_node_service(s) for s in svcs}
-    docs = filtering.apply_map(opts.filter, bexpr.NODE_SERVICE, docs)
+    docs = filtering.select_map(flt, docs)
     return json_result(request, res, {"Node": codec.encode_node(n), "Services": docs})
 
 
@@ -143,11 +147,12 @@ async def node_services(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     _check_dc(request)
     opts = parse_query_options(request.query)
+    flt = filtering.compile_filter(opts.filter, bexpr.NODE_SERVICE)
     name = request.match_info["node"]
     request[AUTHZ].require("node", name, Access.READ)
     res = await block(ctx.view, opts, lambda: query.node(ctx.view, name))
     if res.value is None:
         return json_result(request, res, {"Node": None, "Services": None})
     n, svcs = res.value
-    docs = filtering.apply(opts.filter, bexpr.NODE_SERVICE, [codec.encode_node_service(s) for s in svcs])
+    docs = filtering.select(flt, [codec.encode_node_service(s) for s in svcs])
     return json_result(request, res, {"Node": codec.encode_node(n), "Services": docs})

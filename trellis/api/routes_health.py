@@ -25,42 +25,46 @@ async def node(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     _check_dc(request)
     opts = parse_query_options(request.query)
+    flt = filtering.compile_filter(opts.filter, bexpr.HEALTH_CHECK)
     name = request.match_info["node"]
     request[AUTHZ].require("node", name, Access.READ)
     res = await block(ctx.view, opts, lambda: query.node_checks(ctx.view, name))
     docs = [codec.encode_check(c) for c in res.value]
-    return json_result(request, res, filtering.apply(opts.filter, bexpr.HEALTH_CHECK, docs))
+    return json_result(request, res, filtering.select(flt, docs))
 
 
 async def checks(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     _check_dc(request)
     opts = parse_query_options(request.query)
+    flt = filtering.compile_filter(opts.filter, bexpr.HEALTH_CHECK)
     ns = params.namespace(request.query, request.headers)
     name = request.match_info["name"]
     request[AUTHZ].require("service", name, Access.READ)
     res = await block(ctx.view, opts, lambda: query.service_checks(ctx.view, ns, name))
     docs = [codec.encode_check(c) for c in res.value]
-    return json_result(request, res, filtering.apply(opts.filter, bexpr.HEALTH_CHECK, docs))
+    return json_result(request, res, filtering.select(flt, docs))
 
 
 async def state(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     _check_dc(request)
     opts = parse_query_options(request.query)
+    flt = filtering.compile_filter(opts.filter, bexpr.HEALTH_CHECK)
     authz = request[AUTHZ]
     res = await block(ctx.view, opts, lambda: query.checks_in_state(ctx.view, request.match_info["state"]))
     docs = [
         codec.encode_check(c) for c in res.value
         if authz.allowed("service" if c.service_id else "node", c.service_name or c.node, Access.READ)
     ]
-    return json_result(request, res, filtering.apply(opts.filter, bexpr.HEALTH_CHECK, docs))
+    return json_result(request, res, filtering.select(flt, docs))
 
 
 async def _instances(request: web.Request, *, connect: bool) -> web.Response:
     ctx = request.app[CTX]
     _check_dc(request)
     opts = parse_query_options(request.query)
+    flt = filtering.compile_filter(opts.filter, bexpr.CHECK_SERVICE_NODE)
     ns = params.namespace(request.query, request.headers)
     name = request.match_info["name"]
     request[AUTHZ].require("service", name, Access.READ)
@@ -72,7 +76,7 @@ async def _instances(request: web.Request, *, connect: bool) -> web.Response:
     )
     found = query.passing_only(res.value) if passing else res.value
     docs = [codec.encode_instance(i) for i in found if params.meta_matches(i.node.meta, meta)]
-    return json_result(request, res, filtering.apply(opts.filter, bexpr.CHECK_SERVICE_NODE, docs))
+    return json_result(request, res, filtering.select(flt, docs))
 
 
 async def service(request: web.Request) -> web.Response:

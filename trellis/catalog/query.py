@@ -56,10 +56,11 @@ def nodes(view: View) -> Result[list[Node]]:
 
 def node(view: View, name: str) -> Result[tuple[Node, list[Service]] | None]:
     nt, st, _ = _tables(view)
-    n = nt.get(name)
-    watch = [("node", name.lower()), ("node-services", name.lower())]
+    n = nt.find(name)
     if n is None:
-        return view.result(None, watch, floor=("nodes",))
+        return view.result(None, [("node", name.lower()), ("node-services", name.lower())], floor=("nodes",))
+    name = n.name
+    watch = [("node", name.lower()), ("node-services", name.lower())]
     services = sorted(st.on_node(name), key=lambda s: (s.namespace, s.id))
     return view.result((n, services), watch)
 

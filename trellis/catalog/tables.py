@@ -40,6 +40,13 @@ class NodesTable:
     def get(self, name: str) -> Node | None:
         return self.rows.get(name.lower())
 
+    def find(self, name_or_id: str) -> Node | None:
+        """By name, else by node ID (Consul resolves either)."""
+        found = self.rows.get(name_or_id.lower())
+        if found is None and len(name_or_id) == 36:
+            found = next((n for n in self.rows.values() if n.id.lower() == name_or_id.lower()), None)
+        return found
+
     def apply(self, event: Event, create_revision: int) -> Iterable[tuple]:
         lname = keys.parse_node_key(event.key)
         if event.kind == "put":
