@@ -204,3 +204,45 @@ def test_unspecified_bind_is_never_advertised(tmp_path):
 
     assert advertise_address(AgentConfig(bind_addr="0.0.0.0")) not in ("0.0.0.0", "")
     assert advertise_address(AgentConfig(bind_addr="0.0.0.0", advertise_addr="10.1.2.3")) == "10.1.2.3"
+
+
+def test_anti_entropy_restores_the_agents_own_node(tmp_path):
+    agent = start_agent(tmp_path)
+    try:
+        assert agent.request("PUT", "/v1/catalog/register", {
+            "Node": "test-node", "Address": "9.9.9.9",
+            "Service": {"Service": "stray", "Port": 1},
+        })[0] == 200
+
+        def restored():
+            node = agent.request("GET", "/v1/catalog/node/test-node")[2]
+            return node["Node"]["Address"] == "127.0.0.1" and "stray" not in node["Services"]
+
+        _until(restored, what="own node restored")
+        assert "consul" in agent.request("GET", "/v1/catalog/services")[2]
+    finally:
+        agent.stop()
+
+
+def test_a_renamed_node_replaces_its_old_name(tmp_path):
+    data = str(tmp_path / "data")
+    first = start_agent(tmp_path, data_dir=data, node="old-name")
+    first.stop()
+    second = start_agent(tmp_path, data_dir=data, node="new-name")
+    try:
+        names = [n["Node"] for n in second.request("GET", "/v1/catalog/nodes")[2]]
+        assert names == ["new-name"]
+    finally:
+        second.stop()
+
+
+def test_catalog_deregister_cannot_remove_the_agents_own_node(tmp_path):
+    agent = start_agent(tmp_path)
+    try:
+        agent.request("PUT", "/v1/agent/service/register", {"Name": "mine", "Port": 1})
+        code, _, body = agent.request("PUT", "/v1/catalog/deregister", {"Node": "test-node"})
+        assert code == 400 and "own node" in body
+        agent.request("PUT", "/v1/catalog/deregister", {"Node": "test-node", "ServiceID": "mine"})
+        assert "mine" in agent.request("GET", "/v1/agent/services")[2]  # agent-owned: kept
+    finally:
+        agent.stop()

@@ -47,6 +47,7 @@ from trellis.catalog.model import (
     Service,
 )
 from trellis.catalog.query import aggregate_status
+from trellis.catalog import registration as catreg
 from trellis.catalog.registration import CATALOG
 from trellis.catalog.tables import catalog_tables
 from trellis.config.agent_config import AgentConfig
@@ -167,6 +168,7 @@ class Agent:
                 self._start_runner(tg)
                 await self._start_dns(tg)  # before HTTP: answering HTTP means fully up
                 tg.create_task(self._serve_reloads(), name="reloads")
+                tg.create_task(self._keep_self(), name="anti-entropy")
                 http = await self._start_http()
                 self._install_signals()
                 log.info("trellis agent running: node=%s dc=%s http=%s dns=%s", self.node_name,
@@ -194,7 +196,7 @@ class Agent:
         return self._tmpdir.name
 
     # -- self registration ---------------------------------------------------------
-    async def _register_self(self) -> None:
+    def _self_entries(self) -> tuple[Node, Check, Service | None]:
         node = Node(
             name=self.node_name, address=self.address, id=self.node_id, datacenter=self.datacenter,
             tagged_addresses=identity.tagged_addresses(self.address),
@@ -202,22 +204,51 @@ class Agent:
         )
         serf = Check(node=self.node_name, check_id=SERF_CHECK_ID, name=SERF_CHECK_NAME,
                      status=CheckStatus.PASSING, output=SERF_CHECK_OUTPUT, agent_source=CATALOG)
+        consul = Service(
+            node=self.node_name, id=CONSUL_SERVICE, name=CONSUL_SERVICE,
+            port=self.cfg.ports.server, datacenter=self.datacenter, agent_source=CATALOG,
+        ) if self.cfg.server else None
+        return node, serf, consul
 
-        def plan(view: View) -> Plan:
-            p = Plan()
-            write.put_node(p, view, node)
-            write.put_check(p, view, serf, keep_state=False)
-            consul = view["services"].get(ServiceRef.of(self.node_name, "default", CONSUL_SERVICE))
-            if self.cfg.server:
-                write.put_service(p, view, Service(
-                    node=self.node_name, id=CONSUL_SERVICE, name=CONSUL_SERVICE,
-                    port=self.cfg.ports.server, datacenter=self.datacenter, agent_source=CATALOG,
-                ))
-            elif consul is not None:
-                write.delete_service(p, view, consul)
-            return p
+    def plan_self(self, view: View) -> Plan:
+        """Anti-entropy for this agent's own node (pure over the view): its node
+        record, serfHealth and (on a server) the consul service as the agent says;
+        what /v1/catalog/register put on this node besides is removed, as Consul's
+        agent does; a node left under an old name by this node ID is removed."""
+        node, serf, consul = self._self_entries()
+        p = Plan()
+        write.put_node(p, view, node)
+        write.put_check(p, view, serf, keep_state=False)
+        keep_services = {(consul.namespace, consul.id)} if consul else set()
+        if consul is not None:
+            write.put_service(p, view, consul)
+        for s in view["services"].on_node(self.node_name):
+            if s.agent_source == CATALOG and (s.namespace, s.id) not in keep_services:
+                write.delete_service(p, view, s)
+        for c in view["checks"].on_node(self.node_name):
+            if c.agent_source == CATALOG and c.check_id != SERF_CHECK_ID and not c.service_id:
+                write.delete_check(p, c)
+        for old in view["nodes"].rows.values():
+            if old.id == self.node_id and old.name.lower() != self.node_name.lower():
+                catreg.plan_deregister_into(p, view, old.name)
+        return p
 
-        await self.writer.apply(plan)
+    async def _register_self(self) -> None:
+        await self.writer.apply(self.plan_self)
+
+    async def reassert_self(self) -> None:
+        await self.writer.apply(self.plan_self)
+
+    async def _keep_self(self) -> None:
+        """Re-assert this node's record and node checks whenever something changes them
+        (catalog registrations on this node call ``reassert_self`` directly)."""
+        me = self.node_name.lower()
+        watch = [("node", me), ("node-level-checks", me)]
+        while True:
+            index = self.view.index_of(watch)
+            await self.view.wait_change(watch, index, 3600)
+            await asyncio.sleep(CHECK_SYNC_DEBOUNCE)
+            await self.writer.apply(self.plan_self)
 
     async def _sync_config_definitions(self, cfg: AgentConfig) -> None:
         """Register what the config files define; drop what they no longer define."""

@@ -41,6 +41,8 @@ async def register(request: web.Request) -> web.Response:
     if req.service is not None:
         authz.require("service", req.service.name, Access.WRITE)
     await ctx.writer.apply(lambda view: catreg.plan_register(view, req))
+    if req.node.name.lower() == ctx.node_name.lower():
+        await ctx.reassert_self()  # anti-entropy: the agent owns its node's entries
     return json_response(request, True)
 
 
@@ -49,7 +51,8 @@ async def deregister(request: web.Request) -> web.Response:
     body = await read_json(request)
     req = catreg.decode_deregister(body)
     request[AUTHZ].require("node", req.node, Access.WRITE)
-    await ctx.writer.apply(lambda view: catreg.plan_deregister(view, req))
+    own = ctx.node_name if req.node.lower() == ctx.node_name.lower() else None
+    await ctx.writer.apply(lambda view: catreg.plan_deregister(view, req, agent_node=own))
     return json_response(request, True)
 
 

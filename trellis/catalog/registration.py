@@ -218,11 +218,16 @@ def decode_deregister(body: Any) -> DeregisterRequest:
                              _str(d, "Namespace") or DEFAULT_NAMESPACE)
 
 
-def plan_deregister(view: View, req: DeregisterRequest) -> Plan:
+def plan_deregister(view: View, req: DeregisterRequest, *, agent_node: str | None = None) -> Plan:
+    """``agent_node``: the request names the agent's own node, whose agent-registered
+    entries the agent owns (Consul's anti-entropy would put them straight back), so
+    only what the catalog API wrote there can be removed this way."""
     plan = Plan()
     n = view["nodes"].get(req.node)
     if n is None:
         return plan
+    if agent_node is not None:
+        return _plan_deregister_on_agent_node(plan, view, req)
     if req.service_id:
         s = view["services"].get(ServiceRef.of(req.node, req.namespace, req.service_id))
         if s is not None:
@@ -232,13 +237,37 @@ def plan_deregister(view: View, req: DeregisterRequest) -> Plan:
         if c is not None:
             write.delete_check(plan, c)
     else:
-        plan.delete(keys.node_key(n.name), expected=n.modify_index)
-        for s in view["services"].on_node(n.name):
-            write.delete_service(plan, view, s)
-        for c in view["checks"].on_node(n.name):
-            if not c.service_id:
-                write.delete_check(plan, c)
+        plan_deregister_into(plan, view, n.name)
     return plan
+
+
+def _plan_deregister_on_agent_node(plan: Plan, view: View, req: DeregisterRequest) -> Plan:
+    if not req.service_id and not req.check_id:
+        raise InvalidInput("Node", req.node, message=(
+            f"Node {req.node!r} is this agent's own node: deregister its services with "
+            "/v1/agent/service/deregister; the node itself leaves when the agent stops"))
+    if req.service_id:
+        s = view["services"].get(ServiceRef.of(req.node, req.namespace, req.service_id))
+        if s is not None and s.agent_source == CATALOG and s.id != "consul":
+            write.delete_service(plan, view, s)
+    else:
+        c = view["checks"].get(CheckRef.of(req.node, req.namespace, req.check_id))
+        if c is not None and c.agent_source == CATALOG and c.check_id != "serfHealth":
+            write.delete_check(plan, c)
+    return plan
+
+
+def plan_deregister_into(plan: Plan, view: View, node: str) -> None:
+    """Add the removal of ``node`` with all its services and checks to ``plan``."""
+    n = view["nodes"].get(node)
+    if n is None:
+        return
+    plan.delete(keys.node_key(n.name), expected=n.modify_index)
+    for s in view["services"].on_node(n.name):
+        write.delete_service(plan, view, s)
+    for c in view["checks"].on_node(n.name):
+        if not c.service_id:
+            write.delete_check(plan, c)
 
 
 def validate_address(address: str) -> None:
