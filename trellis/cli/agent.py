@@ -2,22 +2,31 @@
 
 Precedence, as Consul's: ``-dev`` defaults < config files (in order) < flags.
 SIGHUP re-reads the same files and re-registers the services and checks they define.
+
+Errors (STYLE §4): anything that stops the agent from starting — a bad flag value, a
+config file that does not parse or decode, a port in use — is one line on stderr,
+``Error starting agent: <reason>`` (``Error running agent: ...`` once it was up), and
+exit 1. ``run`` maps them by type: ``TrellisError`` and ``OSError``, also when the
+agent's TaskGroup wraps them in an ``ExceptionGroup``. A KeyboardInterrupt that escapes
+becomes main's quiet exit 130; any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import json
 import logging
 import socket
 import sys
 from collections.abc import Sequence
 
-from trellis.cli.flags import Flag, FlagSet, Kind
+from trellis.cli.flags import Flag, FlagSet, Kind, go_quote
+from trellis.cli.output import CommandError
 from trellis.config import agent_config
 from trellis.config.agent_config import AgentConfig
-from trellis.errors import InvalidInput
+from trellis.errors import InvalidInput, TrellisError
 
 FLAGS = FlagSet(
     usage="Usage: trellis agent [options]",
@@ -104,6 +113,8 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(doc)
 
 
+CONFIG_FORMATS = ("json", "hcl")
+
 _LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
            "warning": logging.WARNING, "err": logging.ERROR, "error": logging.ERROR}
 
@@ -120,10 +131,88 @@ def setup_logging(level: str, as_json: bool) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
+def check_flags(p) -> None:
+    """Reject flag values that would otherwise fail late (or not at all). Pure.
+
+    Raises InvalidInput naming the flag and the value.
+    """
+    if p.is_set("log-level") and p.log_level.lower() not in _LEVELS:
+        raise InvalidInput("-log-level", p.log_level, message=(
+            f"Invalid -log-level {go_quote(p.log_level)}: use trace, debug, info, warn or error"))
+    if p.is_set("config-format") and p.config_format not in CONFIG_FORMATS:
+        raise InvalidInput("-config-format", p.config_format, message=(
+            f"Invalid -config-format {go_quote(p.config_format)}: use json or hcl"))
+
+
+def check_config(cfg: AgentConfig) -> None:
+    """Checks of the resolved config the agent would only trip over while starting. Pure.
+
+    Raises InvalidInput naming the key and the value.
+    """
+    import dns.exception
+    import dns.name
+
+    for key, value in (("client_addr", cfg.client_addr), ("addresses.http", cfg.addresses.http),
+                       ("addresses.dns", cfg.addresses.dns)):
+        for host in value.split():  # the listeners bind each address as given
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise InvalidInput(key, host, message=(
+                    f"Invalid {key} {go_quote(host)}: not an IP address")) from None
+    try:
+        dns.name.from_text(cfg.domain)
+    except dns.exception.DNSException as exc:
+        reason = (str(exc).rstrip(".") or type(exc).__name__)
+        raise InvalidInput("domain", cfg.domain, message=(
+            f"Invalid domain {go_quote(cfg.domain)}: {reason[:1].lower()}{reason[1:]}")) from None
+
+
+def error_reason(exc: BaseException) -> str | None:
+    """The one-line reason for an agent start/run failure, or None when ``exc`` holds
+    nothing the CLI maps (a bug, or only cancellation). Groups are flattened. Pure."""
+    reasons: list[str] = []
+    for leaf in _leaves(exc):
+        if isinstance(leaf, TrellisError):
+            text = str(leaf)
+        elif isinstance(leaf, OSError):
+            text = _os_error_text(leaf)
+        else:
+            continue
+        if text not in reasons:
+            reasons.append(text)
+    return "; ".join(reasons) if reasons else None
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]
+
+
+def _os_error_text(exc: OSError) -> str:
+    if not exc.strerror:
+        return str(exc) or type(exc).__name__
+    reason = exc.strerror[:1].lower() + exc.strerror[1:]
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+def _only_interrupted(exc: BaseException) -> bool:
+    """A Ctrl-C, possibly with the cancellations it caused, and nothing else."""
+    leaves = _leaves(exc)
+    interrupted = any(isinstance(x, KeyboardInterrupt) for x in leaves)
+    return interrupted and all(isinstance(x, (KeyboardInterrupt, asyncio.CancelledError)) for x in leaves)
+
+
 def run(argv: Sequence[str]) -> int:
     p = FLAGS.parse(list(argv))
-    cfg = build_config(p)
-    setup_logging(cfg.log_level, cfg.log_json)
+    try:
+        check_flags(p)
+        cfg = build_config(p)
+        check_config(cfg)
+        setup_logging(cfg.log_level, cfg.log_json)
+    except (TrellisError, OSError) as exc:
+        raise CommandError(f"Error starting agent: {error_reason(exc)}") from None
     from trellis.agent.agent import Agent
 
     def reload() -> AgentConfig:
@@ -136,8 +225,20 @@ def run(argv: Sequence[str]) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         runner = asyncio.run
 
-    async def main() -> None:
-        await Agent(cfg, dev=bool(p.dev), reload_config=reload).run()
+    agents: list[Agent] = []
 
-    runner(main())
+    async def main() -> None:
+        agents.append(Agent(cfg, dev=bool(p.dev), reload_config=reload))
+        await agents[0].run()
+
+    try:
+        runner(main())
+    except BaseException as exc:  # mapped by type below; anything unmapped re-raised as is
+        reason = error_reason(exc)
+        if reason is not None:
+            doing = "running" if agents and agents[0].started.is_set() else "starting"
+            raise CommandError(f"Error {doing} agent: {reason}") from None
+        if isinstance(exc, BaseExceptionGroup) and _only_interrupted(exc):
+            raise KeyboardInterrupt from None  # main: exit 130, no traceback
+        raise
     return 0

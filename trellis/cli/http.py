@@ -10,7 +10,9 @@ Rules:
    (``TRELLIS_HTTP_ADDR`` > ``CONSUL_HTTP_ADDR``), so Consul users' shells work.
 2. Address: ``host:port``, ``http://``, ``https://`` or ``unix:///path``; default
    ``127.0.0.1:8500``; ``CONSUL_HTTP_SSL=true`` means https, ``CONSUL_HTTP_SSL_VERIFY=false``
-   skips certificate checks.
+   skips certificate checks. A malformed address (spaces, a path, a bad port, no host)
+   is ``InvalidInput`` naming it, found before any request: ``client_for`` turns it into
+   ``Error connecting to agent: Invalid address "bad addr": ...``.
 3. Token: a token file (``-token-file``, else ``CONSUL_HTTP_TOKEN_FILE``) wins over
    a token of the same level, a flag over the environment; sent as ``X-Consul-Token``.
 4. ``-datacenter``, ``-namespace``, ``-partition`` become ``?dc=``, ``?ns=``,
@@ -27,6 +29,7 @@ from __future__ import annotations
 import base64
 import errno
 import http.client
+import ipaddress
 import json
 import os
 import socket
@@ -37,7 +40,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from trellis import __version__
-from trellis.cli.flags import HTTP_OPTIONS, Flag, Kind, Parsed
+from trellis.cli.flags import HTTP_OPTIONS, Flag, Kind, Parsed, go_quote
 from trellis.cli.output import CommandError
 from trellis.errors import InvalidInput, TrellisError, Unavailable
 
@@ -205,15 +208,64 @@ def resolve_config(parsed: Parsed, env: Mapping[str, str]) -> HttpConfig:
 
 
 def parse_address(text: str, ssl_on: bool = False) -> tuple[str, str]:
-    """``"https://h:1"`` → ``("https", "h:1")``; no scheme → http (https if ``ssl_on``). Pure."""
+    """``"https://h:1"`` → ``("https", "h:1")``; no scheme → http (https if ``ssl_on``). Pure.
+
+    Raises InvalidInput naming ``text`` for an unknown scheme or a malformed address.
+    """
     scheme, sep, rest = text.partition("://")
     if not sep:
-        return ("https" if ssl_on else "http"), text.rstrip("/")
-    if scheme == "unix":
+        scheme, rest = ("https" if ssl_on else "http"), text
+    elif scheme == "unix":
+        if not rest:
+            raise _bad_address(text, "missing socket path")
+        if _has_control(rest):
+            raise _bad_address(text, "contains a control character")
         return "unix", rest
-    if scheme not in ("http", "https"):
+    elif scheme not in ("http", "https"):
         raise InvalidInput("address", text, message=f"Unknown protocol scheme: {scheme}")
-    return scheme, rest.rstrip("/")
+    address = rest.rstrip("/")
+    if problem := address_problem(address):
+        raise _bad_address(text, problem)
+    return scheme, address
+
+
+def address_problem(address: str) -> str:
+    """Why ``host[:port]`` (no scheme) cannot be dialled, or "" when it can. Pure."""
+    if not address:
+        return "missing host"
+    if any(c.isspace() for c in address):
+        return "contains whitespace"
+    if _has_control(address):
+        return "contains a control character"
+    if any(c in address for c in "/?#"):
+        return "a path or query is not allowed, use host:port"
+    if address.startswith("["):
+        end = address.find("]")
+        if end < 0:
+            return "missing ']' in address"
+        literal, tail = address[1:end], address[end + 1:]
+        try:
+            ipaddress.IPv6Address(literal)
+        except ValueError:
+            return f"{go_quote(literal)} is not an IPv6 address"
+        if tail and not tail.startswith(":"):
+            return "unexpected text after ']'"
+        port = tail[1:]
+    else:
+        host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
+        if ":" in host or "[" in address or "]" in address:
+            return "too many colons in address, write an IPv6 address as [addr]:port"
+    if port and not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        return f"invalid port {go_quote(port)}"
+    return ""
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def _bad_address(text: str, why: str) -> InvalidInput:
+    return InvalidInput("address", text, why, message=f"Invalid address {go_quote(text)}: {why}")
 
 
 def _env_bool(text: str, *, default: bool) -> bool:
@@ -228,11 +280,14 @@ def _env_bool(text: str, *, default: bool) -> bool:
 def client_for(parsed: Parsed, env: Mapping[str, str] | None = None) -> ApiClient:
     """An ApiClient from the command's flags and the process environment.
 
-    Reads the token file. Raises CommandError ``Error connecting to agent: ...``
-    (Consul's wording) for a bad address or an unreadable token file.
+    Reads the token file (and the TLS files for https). Raises CommandError
+    ``Error connecting to agent: ...`` (Consul's wording) for a bad address or an
+    unreadable token, CA or certificate file.
     """
     try:
         config = resolve_config(parsed, os.environ if env is None else env)
+        if config.scheme == "https":
+            _tls_context(config)  # unreadable CA/cert files fail here, before any request
         return ApiClient(_with_token_file(config))
     except TrellisError as exc:
         raise CommandError(f"Error connecting to agent: {exc}") from None
@@ -310,16 +365,20 @@ def send(config: HttpConfig, req: Request) -> Response:
     Tests replace this function to serve canned answers.
     """
     url = config.base_url + req.target
-    conn = _connection(config, req.timeout)
+    conn = None
     try:
+        conn = _connection(config, req.timeout)
         conn.request(req.method, req.target, body=req.body, headers=dict(req.headers))
         resp = conn.getresponse()
         headers = {k.lower(): v for k, v in resp.getheaders()}
         return Response(resp.status, headers, resp.read())
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        # ValueError: what http.client/socket say about an address they cannot use
+        # (e.g. a non-IDNA host name, a NUL in a socket path), which parse_address let through.
         raise ConnectError(req.method, url, _dial_reason(config, exc)) from None
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
 
 
 def _connection(config: HttpConfig, timeout: float | None) -> http.client.HTTPConnection:
@@ -333,9 +392,23 @@ def _connection(config: HttpConfig, timeout: float | None) -> http.client.HTTPCo
 
 
 def _tls_context(config: HttpConfig) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=config.ca_file or None, capath=config.ca_path or None)
+    """The TLS context for ``config`` (reads the CA and certificate files).
+
+    Raises InvalidInput naming the file that cannot be loaded.
+    """
+    try:
+        ctx = ssl.create_default_context(cafile=config.ca_file or None, capath=config.ca_path or None)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        what = f"CA file {config.ca_file}" if config.ca_file else f"CA path {config.ca_path}"
+        raise InvalidInput("ca-file", config.ca_file or config.ca_path,
+                           message=f"Error loading {what}: {_file_reason(exc)}") from None
     if config.client_cert:
-        ctx.load_cert_chain(config.client_cert, config.client_key or None)
+        try:
+            ctx.load_cert_chain(config.client_cert, config.client_key or None)
+        except (OSError, ValueError) as exc:
+            files = config.client_cert + (f" and {config.client_key}" if config.client_key else "")
+            raise InvalidInput("client-cert", config.client_cert,
+                               message=f"Error loading client certificate {files}: {_file_reason(exc)}") from None
     if not config.tls_verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -374,6 +447,14 @@ class _TLSConnection(http.client.HTTPSConnection):
         self.sock = self.tls_context.wrap_socket(self.sock, server_hostname=self.server_name or self.host)
 
 
+def _file_reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason.lower().replace("_", " ") if exc.reason else str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
 def _dial_reason(config: HttpConfig, exc: BaseException) -> str:
     """Go's ``net.OpError`` text for a failed dial, else the exception's own words."""
     if config.scheme == "unix":
@@ -388,6 +469,8 @@ def _dial_reason(config: HttpConfig, exc: BaseException) -> str:
         return f"tls: {exc.reason or exc}"
     if isinstance(exc, TimeoutError):
         return f"{where}: i/o timeout"
+    if isinstance(exc, (http.client.InvalidURL, ValueError)):
+        return f"invalid address {go_quote(config.address)}: {exc}"
     if isinstance(exc, http.client.RemoteDisconnected):
         return "EOF"  # the agent closed the connection without answering
     if isinstance(exc, http.client.HTTPException):

@@ -8,7 +8,8 @@ Rules (Consul's ``mitchellh/cli`` behaviour):
    after its path. It prints its results on stdout and its errors on stderr.
 3. Exceptions that escape a command are mapped here, by type: ``UsageError`` →
    message + usage on stderr, exit 1; ``HelpRequested`` → usage on stderr, exit 0;
-   ``CommandError`` → its message, its exit code.
+   ``CommandError`` → its message, its exit code; any other ``TrellisError`` (a
+   command that did not word its own) → ``Error running <command>: <message>``, exit 1.
 4. ``trellis`` alone or an unknown command → the command list on stderr, exit 127;
    a family without a subcommand (``trellis catalog``) → its subcommands, exit 1;
    ``-h``/``-help``/``--help`` anywhere before ``--`` → that command's help, exit 0;
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from trellis.cli import output
 from trellis.cli.flags import HelpRequested, UsageError
 from trellis.cli.output import CommandError
+from trellis.errors import TrellisError
 
 HELP_ARGS = frozenset({"-h", "-help", "--help"})
 VERSION_ARGS = frozenset({"-v", "-version", "--version"})
@@ -138,6 +140,8 @@ def _run(path: str, args: list[str]) -> int:
         return output.fail(exc.usage.rstrip("\n"), 1)
     except CommandError as exc:
         return output.fail(str(exc), exc.code)
+    except TrellisError as exc:
+        return output.fail(f"Error running {path}: {exc}")
 
 
 def _load(path: str) -> Callable[[list[str]], int] | None:

@@ -9,8 +9,12 @@ Rules:
    ``services [...]``), HCL or JSON, snake_case or CamelCase. A bad file fails
    locally, naming the file and the line/column (syntax) or key path (content),
    and nothing is sent.
-2. A file's service object is sent as written: the agent's decoder accepts the
-   config-file spelling of every key (catalog/definition.py rule 1).
+2. A file's service object is sent as written, except where the config-file form
+   and the API differ (``api_service_body``, as Consul's CLI re-encodes a decoded
+   file): inside a service (and its ``connect.sidecar_service``) a check's ``id`` is
+   sent as ``CheckID``, its ``token`` is dropped (Consul's ``CheckType`` has none),
+   and repeated ``check`` blocks go to ``Checks``. Every other key keeps its spelling
+   (the agent's decoder accepts both, catalog/definition.py rule 1).
 3. Flags build the body Consul's Go client would send (empty fields omitted).
 4. Messages are Consul's: ``Registered service: <name>``, ``Deregistered service: <id>``,
    ``Error registering service "<name>": <api error>``; errors exit 1.
@@ -242,7 +246,7 @@ def decode_service_text(text: str, *, filename: str) -> list[ServiceBody]:
         raise CommandError(f"Error decoding {filename}: {exc}") from None
     raws = _raw_services(data)
     assert len(raws) == len(defns), "decode_service_file and _raw_services disagree"
-    return [ServiceBody(d.name, d.id, raw, d.namespace) for d, raw in zip(defns, raws)]
+    return [ServiceBody(d.name, d.id, api_service_body(raw), d.namespace) for d, raw in zip(defns, raws)]
 
 
 def _raw_services(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -252,3 +256,78 @@ def _raw_services(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         if value is not None:
             out.extend([value] if isinstance(value, Mapping) else value)
     return out
+
+
+# Lower-cased spellings (Go and snake_case) of the keys the API reads differently.
+_CHECK_KEYS = frozenset({"check"})
+_CHECKS_KEYS = frozenset({"checks"})
+_CONNECT_KEYS = frozenset({"connect"})
+_SIDECAR_KEYS = frozenset({"sidecar_service", "sidecarservice"})
+_ID_KEYS = frozenset({"id"})
+_CHECK_ID_KEYS = frozenset({"checkid", "check_id"})
+_TOKEN_KEYS = frozenset({"token"})
+
+
+def _spelled(key: Any, spellings: frozenset[str]) -> bool:
+    return isinstance(key, str) and key.lower() in spellings
+
+
+def api_service_body(service: Mapping[str, Any]) -> dict[str, Any]:
+    """A config-file service object as ``PUT /v1/agent/service/register`` accepts it. Pure.
+
+    The agent's API takes only ``CheckID`` inside a service's checks (as Consul's does);
+    config files also allow ``id`` and ``token`` and may repeat the ``check`` block.
+    So, in ``check``/``checks`` here and in ``connect.sidecar_service``: ``id`` becomes
+    ``CheckID`` unless the check also has a ``CheckID``/``check_id`` (which then wins,
+    as in the local decoder, and ``id`` is dropped); ``token`` is dropped; a repeated
+    ``check`` (a list) is sent as ``Checks``, before any ``checks`` given. Keys match
+    case-insensitively; everything else is copied as written; the input is not changed.
+    """
+    out: dict[str, Any] = {}
+    repeated: list[Any] = []
+    for key, value in service.items():
+        if _spelled(key, _CHECK_KEYS) and isinstance(value, (list, tuple)):
+            repeated.extend(_api_check(c) for c in value)
+        elif _spelled(key, _CHECK_KEYS):
+            out[key] = _api_check(value)
+        elif _spelled(key, _CHECKS_KEYS) and isinstance(value, (list, tuple)):
+            out[key] = [_api_check(c) for c in value]
+        elif _spelled(key, _CHECKS_KEYS):
+            out[key] = _api_check(value)
+        elif _spelled(key, _CONNECT_KEYS) and isinstance(value, Mapping):
+            out[key] = {k: api_service_body(v) if _spelled(k, _SIDECAR_KEYS) and isinstance(v, Mapping) else v
+                        for k, v in value.items()}
+        else:
+            out[key] = value
+    if repeated:
+        # Extend the Checks given, if any (with two spellings the decoder keeps the last).
+        given = [k for k in out if _spelled(k, _CHECKS_KEYS)]
+        key = given[-1] if given else "Checks"
+        current = out.get(key)
+        rest = [] if current is None else list(current) if isinstance(current, (list, tuple)) else [current]
+        out[key] = [*repeated, *rest]
+    return out
+
+
+def _api_check(check: Any) -> Any:
+    """One check object with ``id`` → ``CheckID`` and no ``token`` (see ``api_service_body``).
+
+    JSON null means "not given" (definition.py rule 2), so null ``id``/``CheckID`` keys count
+    as absent and are not sent.
+    """
+    if not isinstance(check, Mapping):
+        return check
+    has_check_id = any(v is not None for k, v in check.items() if _spelled(k, _CHECK_ID_KEYS))
+    out: dict[str, Any] = {}
+    for key, value in check.items():
+        if _spelled(key, _TOKEN_KEYS):
+            continue
+        if _spelled(key, _CHECK_ID_KEYS) and value is None:
+            continue
+        if _spelled(key, _ID_KEYS):
+            if not has_check_id and value is not None:
+                out["CheckID"] = value
+            continue
+        out[key] = value
+    return out
+

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 import pytest
 
 from trellis.cli import http
-from trellis.cli.flags import FlagSet
+from trellis.cli.flags import FlagSet, go_quote
 from trellis.cli.output import CommandError
 from trellis.errors import InvalidInput
 
@@ -283,3 +283,83 @@ def test_agent_closing_without_an_answer_is_eof():
     finally:
         thread.join(5)
         listener.close()
+
+
+# --------------------------------------------------------------------------- malformed addresses
+
+
+BAD_ADDRESSES = [
+    ("bad addr", "contains whitespace"),
+    ("http://bad addr", "contains whitespace"),
+    ("http://a\tb:1", "contains whitespace"),
+    ("h\x01:1", "contains a control character"),
+    ("127.0.0.1:abc", 'invalid port "abc"'),
+    ("http://h:99999", 'invalid port "99999"'),
+    ("h:-1", 'invalid port "-1"'),
+    ("http://", "missing host"),
+    ("https:///", "missing host"),
+    ("unix://", "missing socket path"),
+    ("127.0.0.1:8500/v1", "a path or query is not allowed, use host:port"),
+    ("h:1?x=1", "a path or query is not allowed, use host:port"),
+    ("::1", "too many colons in address, write an IPv6 address as [addr]:port"),
+    ("a:b:c", "too many colons in address, write an IPv6 address as [addr]:port"),
+    ("http://[::1", "missing ']' in address"),
+    ("[zz]:1", '"zz" is not an IPv6 address'),
+    ("[::1]x", "unexpected text after ']'"),
+]
+
+
+@pytest.mark.parametrize(("text", "why"), BAD_ADDRESSES, ids=[a for a, _ in BAD_ADDRESSES])
+def test_malformed_address_is_invalid_input_naming_it(text, why):
+    with pytest.raises(InvalidInput) as info:
+        http.parse_address(text)
+    assert str(info.value) == f"Invalid address {go_quote(text)}: {why}"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("h", ("http", "h")), ("h:1", ("http", "h:1")),
+    ("[::1]:8500", ("http", "[::1]:8500")), ("[::1]", ("http", "[::1]")),
+    ("https://10.0.0.1:8501/", ("https", "10.0.0.1:8501")), ("unix:///tmp/a b.sock", ("unix", "/tmp/a b.sock")),
+    ("[fe80::1%eth0]:1", ("http", "[fe80::1%eth0]:1")), ("h:", ("http", "h:")),
+])
+def test_well_formed_addresses_parse(text, expected):
+    assert http.parse_address(text) == expected
+
+
+@pytest.mark.parametrize("source", ["flag", "consul-env", "trellis-env"])
+def test_malformed_address_is_one_line_from_any_command_and_sends_nothing(agent, cli, monkeypatch, source):
+    argv = ["members"]
+    if source == "flag":
+        argv += ["-http-addr", "bad addr"]
+    else:
+        monkeypatch.setenv("CONSUL_HTTP_ADDR" if source == "consul-env" else "TRELLIS_HTTP_ADDR", "bad addr")
+    r = cli(*argv)
+    assert (r.code, r.out) == (1, "")
+    assert r.err == 'Error connecting to agent: Invalid address "bad addr": contains whitespace\n'
+    assert agent.requests == []
+
+
+def test_send_never_leaks_http_client_value_errors():
+    # An address parse_address never lets through still ends as a ConnectError, not a traceback.
+    config = http.HttpConfig(address="bad addr", timeout=5)
+    with pytest.raises(http.ConnectError) as info:
+        http.send(config, http.Request("GET", "/v1/agent/self"))
+    assert str(info.value).startswith('Get "http://bad addr/v1/agent/self": invalid address "bad addr": ')
+
+
+def test_unreadable_ca_file_is_an_error_before_any_request(tmp_path):
+    parsed = FLAGS.parse(["-http-addr", "https://127.0.0.1:1", "-ca-file", str(tmp_path / "nope.pem")])
+    with pytest.raises(CommandError) as info:
+        http.client_for(parsed, env={})
+    assert str(info.value) == (
+        f"Error connecting to agent: Error loading CA file {tmp_path / 'nope.pem'}: no such file or directory"
+    )
+
+
+def test_bad_client_certificate_is_an_error_before_any_request(tmp_path):
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not a certificate")
+    parsed = FLAGS.parse(["-http-addr", "https://127.0.0.1:1", "-client-cert", str(cert)])
+    with pytest.raises(CommandError) as info:
+        http.client_for(parsed, env={})
+    assert str(info.value).startswith(f"Error connecting to agent: Error loading client certificate {cert}: ")

@@ -241,3 +241,68 @@ def test_split_host_port_errors_are_go_text(text, why):
     with pytest.raises(ValueError) as info:
         services.split_host_port(text)
     assert str(info.value) == f"address {text}: {why}"
+
+
+# --------------------------------------------------------------------------- config-file checks → API body
+
+AGENT_STYLE_CHECKS = """\
+    service {
+      name = "a"
+      check {
+        id  = "c1"
+        ttl = "30s"
+      }
+    }
+"""
+
+
+def test_check_id_in_a_file_is_sent_as_check_id(ok, cli, tmp_path):
+    path = write(tmp_path, "a.hcl", AGENT_STYLE_CHECKS)
+    r = cli("services", "register", path)
+    assert (r.code, r.out, r.err) == (0, "Registered service: a\n", "")
+    assert ok.body() == {"name": "a", "check": {"CheckID": "c1", "ttl": "30s"}}
+
+
+def test_repeated_check_blocks_are_sent_as_checks(ok, cli, tmp_path):
+    path = write(tmp_path, "a.hcl", """\
+        service {
+          name = "a"
+          check { id = "c1"  ttl = "30s" }
+          check { id = "c2"  ttl = "30s" }
+        }
+    """)
+    assert cli("services", "register", path).code == 0
+    assert ok.body() == {"name": "a", "Checks": [{"CheckID": "c1", "ttl": "30s"}, {"CheckID": "c2", "ttl": "30s"}]}
+
+
+@pytest.mark.parametrize(("service", "expected"), [
+    ({"name": "a", "check": {"id": "c1", "ttl": "30s"}},
+     {"name": "a", "check": {"CheckID": "c1", "ttl": "30s"}}),
+    ({"Name": "a", "Check": {"ID": "c1", "TTL": "30s"}},
+     {"Name": "a", "Check": {"CheckID": "c1", "TTL": "30s"}}),
+    ({"name": "a", "checks": [{"id": "c1", "ttl": "1s"}, {"Id": "c2", "ttl": "1s"}, {"name": "n"}]},
+     {"name": "a", "checks": [{"CheckID": "c1", "ttl": "1s"}, {"CheckID": "c2", "ttl": "1s"}, {"name": "n"}]}),
+    ({"name": "a", "check": {"id": "x", "check_id": "c1", "ttl": "1s"}},
+     {"name": "a", "check": {"check_id": "c1", "ttl": "1s"}}),
+    ({"name": "a", "check": {"CheckID": "c1", "ID": "x", "ttl": "1s"}},
+     {"name": "a", "check": {"CheckID": "c1", "ttl": "1s"}}),
+    ({"name": "a", "check": {"id": "c1", "CheckID": None, "ttl": "1s"}},
+     {"name": "a", "check": {"CheckID": "c1", "ttl": "1s"}}),
+    ({"name": "a", "check": {"id": None, "token": "t", "ttl": "1s"}},
+     {"name": "a", "check": {"ttl": "1s"}}),
+    ({"name": "a", "connect": {"sidecar_service": {"port": 1, "check": {"id": "s1", "tcp": "x:1"},
+                                                   "checks": [{"ID": "s2", "ttl": "1s"}]}}},
+     {"name": "a", "connect": {"sidecar_service": {"port": 1, "check": {"CheckID": "s1", "tcp": "x:1"},
+                                                   "checks": [{"CheckID": "s2", "ttl": "1s"}]}}}),
+    ({"Name": "a", "Connect": {"SidecarService": {"Check": {"id": "s1", "ttl": "1s"}}}},
+     {"Name": "a", "Connect": {"SidecarService": {"Check": {"CheckID": "s1", "ttl": "1s"}}}}),
+    ({"name": "a", "check": [{"id": "c1", "ttl": "1s"}], "checks": [{"id": "c2", "ttl": "1s"}]},
+     {"name": "a", "checks": [{"CheckID": "c1", "ttl": "1s"}, {"CheckID": "c2", "ttl": "1s"}]}),
+    ({"name": "a", "id": "svc", "meta": {"id": "kept"}, "connect": {"native": True}},
+     {"name": "a", "id": "svc", "meta": {"id": "kept"}, "connect": {"native": True}}),
+], ids=["snake", "camel", "checks-list", "check_id-wins", "CheckID-wins", "null-check-id", "null-id-and-token",
+        "sidecar", "sidecar-camel", "repeated-check-and-checks", "service-id-untouched"])
+def test_api_service_body(service, expected):
+    before = json.dumps(service, sort_keys=True)
+    assert services.api_service_body(service) == expected
+    assert json.dumps(service, sort_keys=True) == before  # the input is not changed
