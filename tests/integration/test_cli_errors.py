@@ -104,9 +104,9 @@ def test_server_without_data_dir():
     assert_one_error(r, "data_dir", "-data-dir")
 
 
-def test_log_level_off():
-    r = trellis(*start_agent_args("-log-level", "off"))
-    assert_one_error(r, "-log-level", '"off"', "trace, debug, info, warn or error")
+def test_unknown_log_level():
+    r = trellis(*start_agent_args("-log-level", "loud"))
+    assert_one_error(r, "-log-level", '"loud"', "trace, debug, info, warn, error or off")
 
 
 def test_config_format_yaml(tmp_path):

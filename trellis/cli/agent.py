@@ -116,12 +116,13 @@ class _JsonFormatter(logging.Formatter):
 CONFIG_FORMATS = ("json", "hcl")
 
 _LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-           "warning": logging.WARNING, "err": logging.ERROR, "error": logging.ERROR}
+           "warning": logging.WARNING, "err": logging.ERROR, "error": logging.ERROR,
+           "off": logging.CRITICAL + 10}  # Consul accepts "off": log nothing
 
 
 def setup_logging(level: str, as_json: bool) -> None:
     if level.lower() not in _LEVELS:
-        raise InvalidInput("log_level", level, message=f"Invalid log level {level!r}: use trace, debug, info, warn or error")
+        raise InvalidInput("log_level", level, message=f"Invalid log level {level!r}: use trace, debug, info, warn, error or off")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter() if as_json else logging.Formatter(
         "%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
@@ -138,7 +139,7 @@ def check_flags(p) -> None:
     """
     if p.is_set("log-level") and p.log_level.lower() not in _LEVELS:
         raise InvalidInput("-log-level", p.log_level, message=(
-            f"Invalid -log-level {go_quote(p.log_level)}: use trace, debug, info, warn or error"))
+            f"Invalid -log-level {go_quote(p.log_level)}: use trace, debug, info, warn, error or off"))
     if p.is_set("config-format") and p.config_format not in CONFIG_FORMATS:
         raise InvalidInput("-config-format", p.config_format, message=(
             f"Invalid -config-format {go_quote(p.config_format)}: use json or hcl"))
@@ -193,7 +194,9 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 def _os_error_text(exc: OSError) -> str:
     if not exc.strerror:
         return str(exc) or type(exc).__name__
-    reason = exc.strerror[:1].lower() + exc.strerror[1:]
+    reason = exc.strerror
+    if reason[:1].isupper() and reason[1:2].islower():  # "Address already in use" -> Go's lower case
+        reason = reason[:1].lower() + reason[1:]
     return f"{exc.filename}: {reason}" if exc.filename else reason
 
 

@@ -188,7 +188,7 @@ class DnsServer:
                 if ":" in host and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
                     log.warning("DNS: IPv6 address %s unavailable, not serving it: %s", host, e)
                     return None
-                raise
+                raise OSError(e.errno, f"DNS listener on {host} port {port} (udp): {e.strerror}") from None
             real_port = udp.sock.getsockname()[1]
             try:
                 server = await asyncio.start_server(self._serve_tcp, host, real_port)
@@ -196,7 +196,7 @@ class DnsServer:
                 udp.close()
                 if port == 0 and e.errno == errno.EADDRINUSE:
                     continue  # the UDP port we got is taken for TCP: try another
-                raise
+                raise OSError(e.errno, f"DNS listener on {host} port {real_port} (tcp): {e.strerror}") from None
             return udp, server, real_port
         raise OSError(errno.EADDRINUSE, f"no port free for both UDP and TCP on {host}")
 

@@ -55,7 +55,7 @@ def one_error_line(r, reason: str) -> None:
 # --------------------------------------------------------------------------- before the agent starts
 
 @pytest.mark.parametrize(("argv", "reason"), [
-    (["-log-level", "off"], 'Invalid -log-level "off": use trace, debug, info, warn or error'),
+    (["-log-level", "loud"], 'Invalid -log-level "loud": use trace, debug, info, warn, error or off'),
     (["-config-format", "yaml"], 'Invalid -config-format "yaml": use json or hcl'),
     (["-domain", "a..b"], 'Invalid domain "a..b.": a DNS label is empty'),
     (["-client", "notanip"], 'Invalid client_addr "notanip": not an IP address'),
