@@ -1,8 +1,8 @@
 """The aiohttp application: routing, the error middleware, the ACL seam, JSON out.
 
-    request ─▶ error middleware ─▶ acl middleware (token → authorizer) ─▶ handler
-                     ▲                                                     │
-                     └──── TrellisError → status + Consul plain-text body ◀┘
+    request ─▶ edge middleware: token → authorizer ─▶ handler
+                     ▲                                   │
+                     └── TrellisError → status + Consul plain-text body
 
 Rules:
 1. Errors are mapped here, by type, to a status and a plain-text body.
@@ -63,42 +63,50 @@ def text(body: str, status: int = 200, **headers: str) -> web.Response:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one middleware: ACL seam in, errors mapped by type out, Consul's headers on all."""
+    resolver = request.app[RESOLVER]
     try:
-        return await handler(request)
-    except TrellisError as exc:
+        _admit(request, resolver)
+        resp = await handler(request)
+    except (TrellisError, web.HTTPException) as exc:
+        resp = error_response(request, exc)
+    resp.headers["X-Consul-Default-ACL-Policy"] = resolver.default_policy
+    return resp
+
+
+def _admit(request: web.Request, resolver: Resolver) -> None:
+    partition = request.query.get("partition") or request.headers.get("X-Consul-Partition")
+    if partition and partition != "default":
+        raise InvalidInput("partition", partition,
+                           message='Invalid query parameter: "partition" - Partitions are a Consul Enterprise feature')
+    token = extract_token(request.query, request.headers)
+    request[TOKEN] = token or ""
+    request[AUTHZ] = resolver.resolve(token)
+
+
+def error_response(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """A TrellisError or aiohttp's routing errors as Consul's plain-text answers."""
+    if isinstance(exc, TrellisError):
         status = status_for(exc)
         if status >= 500:
             log.warning("request %s %s failed: %s", request.method, request.path, exc)
         return text(str(exc), status)
-    except web.HTTPMethodNotAllowed as exc:
+    if isinstance(exc, web.HTTPMethodNotAllowed):
         allow = ",".join(["OPTIONS", *sorted(m for m in exc.allowed_methods if m != "OPTIONS")])
         if request.method == "OPTIONS":
             return web.Response(status=200, headers={"Allow": allow})
         return text(f"method {request.method} not allowed", 405, Allow=allow)
-    except web.HTTPNotFound:
+    if isinstance(exc, web.HTTPNotFound):
         if "/v1/" in request.path:
             return text("Invalid URL path: not a recognized HTTP API endpoint", 404)
         return text(
             "Invalid URL path: if attempting to use the HTTP API, ensure the path starts with '/v1/'", 404
         )
-    except web.HTTPRequestEntityTooLarge:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return text(f"Request decode failed: http: request body too large (limit {MAX_BODY} bytes)", 400)
-
-
-@web.middleware
-async def acl_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    partition = request.query.get("partition") or request.headers.get("X-Consul-Partition")
-    if partition and partition != "default":
-        raise InvalidInput("partition", partition,
-                           message='Invalid query parameter: "partition" - Partitions are a Consul Enterprise feature')
-    resolver = request.app[RESOLVER]
-    token = extract_token(request.query, request.headers)
-    request[TOKEN] = token or ""
-    request[AUTHZ] = resolver.resolve(token)
-    resp = await handler(request)
-    resp.headers["X-Consul-Default-ACL-Policy"] = resolver.default_policy
-    return resp
+    assert isinstance(exc, web.HTTPException)
+    return exc
 
 
 def dumps(value: Any, pretty: bool) -> str:
@@ -146,7 +154,7 @@ async def read_json(request: web.Request) -> Any:
 
 
 def make_app(ctx: Any, route_modules: Iterable[Any], *, pretty: bool, resolver: Resolver) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, acl_middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[edge_middleware], client_max_size=MAX_BODY)
     app[CTX] = ctx
     app[PRETTY] = pretty
     app[RESOLVER] = resolver
