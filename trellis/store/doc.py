@@ -64,7 +64,7 @@ def to_data(value: Any) -> Any:
 
 
 def encode(value: Any) -> bytes:
-    return json.dumps(to_data(value), separators=(",", ":"), sort_keys=True).encode()
+    return json.dumps(to_data(value), separators=(",", ":")).encode()  # field order is fixed
 
 
 def decode(cls: type[T], raw: bytes, **extra: Any) -> T:
