@@ -232,3 +232,14 @@ def test_agent_services_list_the_requested_namespace(agent):
     assert agent.request("GET", "/v1/agent/services")[2]["dupe"]["Port"] == 1
     assert agent.request("GET", "/v1/agent/services?ns=ns-b")[2]["dupe"]["Port"] == 2
     assert "dupe" not in agent.request("GET", "/v1/agent/services?ns=ns-c")[2]
+
+
+def test_shared_answers_never_mix_questions_or_indexes(agent):
+    agent.request("PUT", "/v1/agent/service/register", {"Name": "sh", "ID": "sh-1", "Port": 1, "Check": {"TTL": "60s"}})
+    _, h1, all_ = agent.request("GET", "/v1/health/service/sh")
+    _, h2, passing = agent.request("GET", "/v1/health/service/sh?passing")
+    assert h1["X-Consul-Index"] == h2["X-Consul-Index"]
+    assert len(all_) == 1 and passing == []
+    agent.request("PUT", "/v1/agent/check/pass/service:sh-1")
+    _, h3, passing = agent.request("GET", "/v1/health/service/sh?passing")
+    assert int(h3["X-Consul-Index"]) > int(h2["X-Consul-Index"]) and len(passing) == 1

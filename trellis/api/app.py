@@ -137,6 +137,33 @@ def json_result(request: web.Request, result: Result[Any], value: Any) -> web.Re
     return json_response(request, value, **blocking_headers(result.index))
 
 
+BODIES: web.AppKey[dict] = web.AppKey("trellis.bodies", dict)
+_BODY_CACHE_MAX = 1024
+_NOT_PART_OF_ANSWER = frozenset({"index", "wait"})
+
+
+def shared_result(request: web.Request, result: Result[Any], build: Callable[[], Any]) -> web.Response:
+    """Like ``json_result``, but requests asking the same question (path, parameters
+    other than index/wait, token) at the same index share one encoded body: when a
+    write wakes a thousand blocking queries on one service, the answer is built
+    once instead of a thousand times."""
+    pretty = request.app[PRETTY] or "pretty" in request.query
+    key = (
+        request.path,
+        tuple(sorted((k, v) for k, v in request.query.items() if k not in _NOT_PART_OF_ANSWER)),
+        request.get(TOKEN, ""),
+        result.index,
+        pretty,
+    )
+    bodies = request.app[BODIES]
+    body = bodies.get(key)
+    if body is None:
+        if len(bodies) >= _BODY_CACHE_MAX:
+            bodies.clear()
+        body = bodies[key] = dumps(build(), pretty)
+    return web.Response(text=body, content_type="application/json", headers=blocking_headers(result.index))
+
+
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON (None when empty); decode errors name line and column."""
     raw = await request.read()
@@ -158,6 +185,7 @@ def make_app(ctx: Any, route_modules: Iterable[Any], *, pretty: bool, resolver: 
     app[CTX] = ctx
     app[PRETTY] = pretty
     app[RESOLVER] = resolver
+    app[BODIES] = {}
     for module in route_modules:
         module.add_routes(app.router)
     app.router.add_get("/", _root)

@@ -7,7 +7,7 @@ from aiohttp import web
 from trellis import filter as bexpr
 from trellis.acl import Access
 from trellis.api import codec, filtering, params
-from trellis.api.app import AUTHZ, CTX, json_result
+from trellis.api.app import AUTHZ, CTX, json_result, shared_result
 from trellis.api.blocking import block, parse_query_options
 from trellis.api.routes_catalog import _check_dc
 from trellis.catalog import query
@@ -74,9 +74,12 @@ async def _instances(request: web.Request, *, connect: bool) -> web.Response:
     res = await block(
         ctx.view, opts, lambda: query.service_instances(ctx.view, ns, name, tags=tags, connect=connect)
     )
-    found = query.passing_only(res.value) if passing else res.value
-    docs = [codec.encode_instance(i) for i in found if params.meta_matches(i.node.meta, meta)]
-    return json_result(request, res, filtering.select(flt, docs))
+    def build() -> list:
+        found = query.passing_only(res.value) if passing else res.value
+        docs = [codec.encode_instance(i) for i in found if params.meta_matches(i.node.meta, meta)]
+        return filtering.select(flt, docs)
+
+    return shared_result(request, res, build)
 
 
 async def service(request: web.Request) -> web.Response:
