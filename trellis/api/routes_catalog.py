@@ -7,7 +7,7 @@ from aiohttp import web
 from trellis import filter as bexpr
 from trellis.acl import Access
 from trellis.api import codec, filtering, params
-from trellis.api.app import AUTHZ, CTX, json_response, json_result, read_json
+from trellis.api.app import AUTHZ, CTX, json_response, json_result, read_json, shared_result
 from trellis.api.blocking import block, parse_query_options
 from trellis.catalog import query
 from trellis.catalog import registration as catreg
@@ -115,11 +115,14 @@ async def _service_nodes(request: web.Request, *, connect: bool) -> web.Response
     res = await block(
         ctx.view, opts, lambda: query.service_instances(ctx.view, ns, name, tags=tags, connect=connect)
     )
-    docs = [
-        codec.encode_service_node(i.node, i.service) for i in res.value
-        if params.meta_matches(i.node.meta, meta)
-    ]
-    return json_result(request, res, filtering.select(flt, docs))
+    def build() -> list:
+        docs = [
+            codec.encode_service_node(i.node, i.service) for i in res.value
+            if params.meta_matches(i.node.meta, meta)
+        ]
+        return filtering.select(flt, docs)
+
+    return shared_result(request, res, build)
 
 
 async def service(request: web.Request) -> web.Response:
