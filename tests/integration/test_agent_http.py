@@ -243,3 +243,10 @@ def test_shared_answers_never_mix_questions_or_indexes(agent):
     agent.request("PUT", "/v1/agent/check/pass/service:sh-1")
     _, h3, passing = agent.request("GET", "/v1/health/service/sh?passing")
     assert int(h3["X-Consul-Index"]) > int(h2["X-Consul-Index"]) and len(passing) == 1
+
+
+def test_cached_reads_say_they_are_fresh(agent):
+    code, headers, _ = agent.request("GET", "/v1/health/service/consul?cached")
+    assert code == 200 and headers["X-Cache"] == "MISS" and headers["Age"] == "0"
+    code, _, body = agent.request("GET", "/v1/health/service/consul?cached&consistent")
+    assert code == 400 and "conflicting" in body

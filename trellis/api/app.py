@@ -72,10 +72,16 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
     except (TrellisError, web.HTTPException) as exc:
         resp = error_response(request, exc)
     resp.headers["X-Consul-Default-ACL-Policy"] = resolver.default_policy
+    if "cached" in request.query and resp.status < 400:
+        # Every answer comes from the live view: a cache miss of age 0, as Consul reports one.
+        resp.headers["X-Cache"] = "MISS"
+        resp.headers["Age"] = "0"
     return resp
 
 
 def _admit(request: web.Request, resolver: Resolver) -> None:
+    if "cached" in request.query and "consistent" in request.query:
+        raise InvalidInput("cached", message="Cannot specify ?cached with ?consistent, conflicting semantics.")
     partition = request.query.get("partition") or request.headers.get("X-Consul-Partition")
     if partition and partition != "default":
         raise InvalidInput("partition", partition,
