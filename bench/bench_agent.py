@@ -183,6 +183,11 @@ def bench_health_query(tmp: Path, instances: int, services: int, queries: int) -
           f"(p50 ratio {pct(lat, 50) / pct(base, 50):.2f}x)")
 
 
+async def _view_stats(session: aiohttp.ClientSession, url: str) -> dict[str, str]:
+    async with session.get(f"{url}/v1/agent/self") as r:
+        return (await r.json())["Stats"]["view"]
+
+
 async def _blocking(url: str, waiters: int, same: bool) -> tuple[int, list[float]]:
     conn = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=120)
@@ -207,13 +212,17 @@ async def _blocking(url: str, waiters: int, same: bool) -> tuple[int, list[float
 
         tasks = [asyncio.create_task(park(n)) for n in names]
         await asyncio.sleep(3)  # let every query park
+        before = await _view_stats(session, url)
         target = names[0]
         async with session.put(f"{url}/v1/agent/service/register",
                                json={"Name": target, "ID": target + "-2", "Port": 2}) as r:
             await r.read()
         wrote.set_result(time.perf_counter())
         await asyncio.sleep(2)
+        after = await _view_stats(session, url)
         woke = len(done)
+        print(f"    view: {int(before['waiters'])} watch-key registrations parked; the write woke {int(after['wakeups']) - int(before['wakeups'])} "
+              "waiters inside the agent (HTTP, DNS, check sync)", flush=True)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

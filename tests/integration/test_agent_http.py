@@ -250,3 +250,30 @@ def test_cached_reads_say_they_are_fresh(agent):
     assert code == 200 and headers["X-Cache"] == "MISS" and headers["Age"] == "0"
     code, _, body = agent.request("GET", "/v1/health/service/consul?cached&consistent")
     assert code == 400 and "conflicting" in body
+
+
+def test_a_blocking_query_whose_client_hangs_up_stops_waiting(agent):
+    import socket as _socket
+    import time as _time
+
+    def settled_waiters():
+        """The parked-watcher count once background watchers have settled (two equal reads)."""
+        last = None
+        while True:
+            now = int(agent.request("GET", "/v1/agent/self")[2]["Stats"]["view"]["waiters"])
+            if now == last:
+                return now
+            last = now
+            _time.sleep(0.1)
+
+    agent.request("PUT", "/v1/agent/service/register", {"Name": "hang", "Port": 1})
+    index = agent.request("GET", "/v1/health/service/hang")[1]["X-Consul-Index"]
+    before = settled_waiters()
+    conn = _socket.create_connection(("127.0.0.1", agent.http_port))
+    conn.sendall(f"GET /v1/health/service/hang?index={index}&wait=60s HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    deadline = _time.monotonic() + 10
+    while settled_waiters() <= before:
+        assert _time.monotonic() < deadline, "the query never parked"
+    conn.close()
+    while settled_waiters() != before:
+        assert _time.monotonic() < deadline, "the hung-up query is still parked"

@@ -120,7 +120,8 @@ class Agent:
         return identity.self_doc(
             self.identity, debug_config=self.debug_config(), meta=dict(self.cfg.node_meta),
             stats=identity.runtime_stats(self.view.revision, len(self.local.services()),
-                                         len(self.local.checks())),
+                                         len(self.local.checks()), waiters=self.view.waiter_count(),
+                                         wakeups=self.view.wakeups),
         )
 
     def debug_config(self) -> dict[str, Any]:
@@ -308,7 +309,9 @@ class Agent:
     async def _start_http(self) -> web.AppRunner:
         app = make_app(self, [routes_agent, routes_catalog, routes_health, routes_status],
                        pretty=self.dev, resolver=self.resolver)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        # handler_cancellation: a blocking query whose client hung up stops waiting (STYLE §5)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0,
+                               handler_cancellation=True)
         await runner.setup()
         port = self.cfg.ports.http
         hosts = _hosts(self.cfg.addresses.http or self.cfg.client_addr)

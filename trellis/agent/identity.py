@@ -112,8 +112,11 @@ def self_doc(
     return doc
 
 
-def runtime_stats(revision: int, services: int, checks: int) -> dict[str, dict[str, str]]:
+def runtime_stats(revision: int, services: int, checks: int, *, waiters: int = 0,
+                  wakeups: int = 0) -> dict[str, dict[str, str]]:
+    """Consul's sections, plus ``view`` (trellis: parked watchers and how many writes woke)."""
     return {
+        "view": {"revision": str(revision), "waiters": str(waiters), "wakeups": str(wakeups)},
         "agent": {"check_monitors": "0", "check_ttls": "0", "checks": str(checks), "services": str(services)},
         "runtime": {"arch": platform.machine(), "os": platform.system().lower(),
                     "version": f"python{platform.python_version()}"},

@@ -64,6 +64,7 @@ class View:
         # create revisions, needed to rebuild CreateIndex after updates
         self._create_rev: dict[str, int] = {}
         self.ready = asyncio.Event()
+        self.wakeups = 0  # waiters woken by writes (blocking queries, DNS, proxies): for benchmarks
 
     def __getitem__(self, name: str) -> Table:
         return self.tables[name]
@@ -108,6 +109,7 @@ class View:
             for fut in self._waiters.pop(k, ()):
                 if not fut.done():
                     fut.set_result(None)
+                    self.wakeups += 1
         self._wake_applied()
 
     def _apply_event(self, ev: Event, create_revision: int) -> set[WatchKey]:
