@@ -8,7 +8,6 @@ and no stagger, and waits for the writes it expects with a deadline.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import ssl
 import sys
@@ -255,18 +254,34 @@ async def test_unchanged_results_write_once(http_app):
     assert writes.statuses("web-http") == [P]
 
 
+def _self_signed(cert_path, key_path, name: str) -> None:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+
+
 @pytest.fixture
 async def https_base(tmp_path):
-    """An HTTPS aiohttp app with a self-signed certificate made by the openssl CLI."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command")
+    """An HTTPS aiohttp app with a self-signed certificate for web.internal."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    openssl = await asyncio.create_subprocess_exec(
-        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=web.internal",
-        "-addext", "subjectAltName=DNS:web.internal",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    assert await openssl.wait() == 0
+    _self_signed(cert, key, "web.internal")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     async def secure(request: web.Request) -> web.Response:
