@@ -36,7 +36,6 @@ from trellis.agent.local import LocalAgent, SidecarPorts
 from trellis.api import routes_agent, routes_catalog, routes_health, routes_status
 from trellis.api.app import make_app
 from trellis.catalog import write
-from trellis.catalog.keys import ServiceRef
 from trellis.catalog.model import (
     SERF_CHECK_ID,
     SERF_CHECK_NAME,

@@ -24,11 +24,3 @@ def select(compiled: bexpr.Filter | None, docs: Iterable[dict[str, Any]]) -> lis
 
 def select_map(compiled: bexpr.Filter | None, docs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return docs if compiled is None else {k: d for k, d in docs.items() if compiled.match(d)}
-
-
-def apply(expr: str, schema: Any, docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return select(compile_filter(expr, schema), docs)
-
-
-def apply_map(expr: str, schema: Any, docs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return select_map(compile_filter(expr, schema), docs)

@@ -9,7 +9,6 @@ unknown keys are rejected, like Consul's strict decoder.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from trellis.catalog import keys, write
 from trellis.catalog.keys import CheckRef, ServiceRef
 from trellis.catalog.model import DEFAULT_NAMESPACE, Check, CheckDefinition, CheckStatus, CheckType, Node, Service
 from trellis.catalog.sidecar import PortPool
-from trellis.errors import InvalidInput, NotFound, TrellisError
+from trellis.errors import InvalidInput, TrellisError
 from trellis.store.view import View
 from trellis.store.writer import Plan
 
@@ -268,15 +267,3 @@ def plan_deregister_into(plan: Plan, view: View, node: str) -> None:
     for c in view["checks"].on_node(n.name):
         if not c.service_id:
             write.delete_check(plan, c)
-
-
-def validate_address(address: str) -> None:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return
-    if ip.is_unspecified:
-        raise InvalidInput("Address", address, message="Invalid service address")
-
-
-__all__ = ["NotFound"]
