@@ -19,7 +19,7 @@ from trellis.api.app import AUTHZ, CTX, json_response, read_json, text
 from trellis.api.blocking import parse_query_options
 from trellis.catalog import definition
 from trellis.catalog.model import CheckStatus, CheckType
-from trellis.catalog.query import aggregate_status
+from trellis.catalog.query import aggregate_status, worst_status
 from trellis.errors import InvalidInput, NotFound
 
 
@@ -306,16 +306,8 @@ async def health_by_name(request: web.Request) -> web.Response:
             return text(f"ServiceName {name} Not Found", 404)
         return json_response(request, [], 404)
     results = [_health_doc(ctx, s) for s in found]
-    worst = aggregate_status_of([st for st, _ in results])
+    worst = worst_status(st for st, _ in results)
     code = _HEALTH_CODE[worst]
     if _wants_text(request):
         return text(worst.value, code, **{"X-Consul-Reason": worst.value})
     return json_response(request, [d for _, d in results], code, **{"X-Consul-Reason": worst.value})
-
-
-def aggregate_status_of(statuses: list[CheckStatus]) -> CheckStatus:
-    if CheckStatus.CRITICAL in statuses:
-        return CheckStatus.CRITICAL
-    if CheckStatus.WARNING in statuses:
-        return CheckStatus.WARNING
-    return CheckStatus.PASSING

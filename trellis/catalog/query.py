@@ -31,11 +31,15 @@ class Instance:
 
 def aggregate_status(checks: Iterable[Check]) -> CheckStatus:
     """Any critical -> critical; else any warning -> warning; else passing."""
+    return worst_status(c.status for c in checks)
+
+
+def worst_status(statuses: Iterable[CheckStatus]) -> CheckStatus:
     worst = CheckStatus.PASSING
-    for c in checks:
-        if c.status is CheckStatus.CRITICAL:
+    for status in statuses:
+        if status is CheckStatus.CRITICAL:
             return CheckStatus.CRITICAL
-        if c.status is CheckStatus.WARNING:
+        if status is CheckStatus.WARNING:
             worst = CheckStatus.WARNING
     return worst
 

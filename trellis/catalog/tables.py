@@ -16,6 +16,7 @@ renamed from a to b wakes watchers of a and of b.
 
 from __future__ import annotations
 
+import abc
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -70,7 +71,7 @@ def _connect_target(s: Service) -> str | None:
 Bucket = tuple[dict, object]  # (an index, the key in it)
 
 
-class _IndexedTable:
+class _IndexedTable(abc.ABC):
     """Rows by ref plus secondary indexes (key -> set of refs) kept in step.
 
     Subclasses say, for one row, which index buckets hold it and which watch keys
@@ -83,11 +84,13 @@ class _IndexedTable:
     def __init__(self) -> None:
         self.rows: dict[Any, Any] = {}
 
+    @abc.abstractmethod
     def _indexes(self) -> list[dict]:
-        raise NotImplementedError
+        """Every secondary index, so ``clear`` empties them all."""
 
+    @abc.abstractmethod
     def _placement(self, ref: Any, row: Any) -> tuple[list[Bucket], list[tuple]]:
-        raise NotImplementedError
+        """The index buckets holding ``row`` and the watch keys it touches."""
 
     def clear(self) -> None:
         self.rows.clear()

@@ -23,6 +23,7 @@ import dns.rcode
 import dns.rdata
 
 from trellis.catalog.model import DEFAULT_NAMESPACE
+from trellis.config.agent_model import SOAConfig
 
 if TYPE_CHECKING:
     from trellis.config.agent_config import AgentConfig
@@ -83,14 +84,8 @@ DnsQuery = ServiceQuery | NodeQuery | AddrQuery | ApexQuery
 # -- configuration ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class SoaConfig:
-    """``dns_config.soa``; seconds. The SOA record's own TTL is ``min_ttl``."""
-
-    refresh: int = 3600
-    retry: int = 600
-    expire: int = 86400
-    min_ttl: int = 0
+# ``dns_config.soa`` (seconds; the SOA record's own TTL is ``min_ttl``): the agent config's type.
+SoaConfig = SOAConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +133,7 @@ class DnsConfig:
             a_record_limit=d.a_record_limit,
             udp_answer_limit=None if d.udp_answer_limit == default_udp_limit else d.udp_answer_limit,
             enable_additional_node_meta_txt=d.enable_additional_node_meta_txt,
-            soa=SoaConfig(d.soa.refresh, d.soa.retry, d.soa.expire, d.soa.min_ttl),
+            soa=d.soa,
         )
 
 
