@@ -61,3 +61,11 @@ class PermissionDenied(TrellisError):
 
 class Unavailable(TrellisError):
     """A dependency (the store, a peer) cannot answer now; retrying may help."""
+
+
+class TooManyRequests(TrellisError):
+    """Back-pressure: the caller should retry after ``retry_after`` seconds (HTTP 429)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -33,7 +33,8 @@ from aiohttp import web
 from trellis.acl import Access, Resolver
 from trellis.agent import identity
 from trellis.agent.local import LocalAgent, SidecarPorts
-from trellis.api import routes_agent, routes_catalog, routes_health, routes_status
+from trellis.agent.leafcert import LeafManager
+from trellis.api import routes_agent, routes_catalog, routes_connect_ca, routes_health, routes_status
 from trellis.api.app import make_app
 from trellis.catalog import write
 from trellis.catalog.model import (
@@ -50,6 +51,9 @@ from trellis.catalog import registration as catreg
 from trellis.catalog.registration import CATALOG
 from trellis.catalog.tables import catalog_tables
 from trellis.config.agent_config import AgentConfig
+from trellis.connect.ca.manager import CAManager
+from trellis.connect.ca.renewal import RenewalPolicy
+from trellis.connect.ca.tables import CATable
 from trellis.errors import InvalidInput, TrellisError, Unavailable
 from trellis.store.sqlite import SQLiteBackend
 from trellis.store.view import View
@@ -73,11 +77,13 @@ class Agent:
         self.dev = dev
         self._reload_config = reload_config
         self._stop = asyncio.Event()
-        self.view = View(catalog_tables())
+        self.view = View([*catalog_tables(), CATable()])
         self.backend: SQLiteBackend | None = None
         self.writer: Writer | None = None
         self.local: LocalAgent | None = None
         self.runner: Any = None
+        self.ca: CAManager | None = None
+        self.leaves: LeafManager | None = None
         self.node_name = cfg.node_name
         self.datacenter = cfg.datacenter
         self.node_id = ""
@@ -163,6 +169,7 @@ class Agent:
                     sidecar_ports=SidecarPorts(self.cfg.ports.sidecar_min_port, self.cfg.ports.sidecar_max_port),
                     api_scripts=self.cfg.enable_script_checks, local_scripts=self.cfg.enable_local_script_checks,
                 )
+                await self._start_connect(tg)
                 await self._register_self()
                 await self._sync_config_definitions(self.cfg)
                 self._start_runner(tg)
@@ -305,8 +312,20 @@ class Agent:
             await self.reload()
 
     # -- subsystems ----------------------------------------------------------------
+    async def _start_connect(self, tg: asyncio.TaskGroup) -> None:
+        """The CA (this agent is a server: it keeps the CA state) and the agent's leaves."""
+        c = self.cfg.connect
+        policy = RenewalPolicy(c.leaf_renew_after, c.leaf_renew_before, c.root_change_jitter)
+        self.ca = CAManager(self.view, self.writer, datacenter=self.datacenter, enabled=c.enabled,
+                            prune_interval=c.root_prune_interval)
+        await self.ca.initialize(c.ca_provider, c.ca_config)
+        self.leaves = LeafManager(self.view, self.ca, datacenter=self.datacenter, policy=policy)
+        if c.enabled:
+            tg.create_task(self.ca.run(), name="ca")
+            tg.create_task(self.leaves.run(), name="leaves")
+
     async def _start_http(self) -> web.AppRunner:
-        app = make_app(self, [routes_agent, routes_catalog, routes_health, routes_status],
+        app = make_app(self, [routes_agent, routes_catalog, routes_health, routes_status, routes_connect_ca],
                        pretty=self.dev, resolver=self.resolver)
         # handler_cancellation: a blocking query whose client hung up stops waiting (STYLE §5)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0,
@@ -472,7 +491,6 @@ def _not_yet_supported(cfg: AgentConfig) -> list[tuple[str, str]]:
         (bool(cfg.addresses.grpc), "addresses.grpc", "the gRPC port is reserved for xDS, not served yet"),
         (cfg.bootstrap_expect > 1, "bootstrap_expect", "one server only until the clustering issue"),
         (bool(cfg.config_entries_bootstrap), "config_entries.bootstrap", "config entries come with the intentions issue"),
-        (bool(cfg.connect.ca_config), "connect.ca_config", "the CA comes with its own issue"),
         (bool(cfg.default_intention_policy), "default_intention_policy", "intentions come with their own issue"),
     ]
     return [(name, effect) for present, name, effect in rules if present]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -26,6 +27,7 @@ from trellis.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    TooManyRequests,
     TrellisError,
     Unavailable,
 )
@@ -47,6 +49,7 @@ _STATUS: list[tuple[type[TrellisError], int]] = [
     (PermissionDenied, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (TooManyRequests, 429),
     (Unavailable, 503),
 ]
 
@@ -97,6 +100,8 @@ def error_response(request: web.Request, exc: Exception) -> web.StreamResponse:
         status = status_for(exc)
         if status >= 500:
             log.warning("request %s %s failed: %s", request.method, request.path, exc)
+        if isinstance(exc, TooManyRequests):
+            return text(str(exc), status, **{"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
         return text(str(exc), status)
     if isinstance(exc, web.HTTPMethodNotAllowed):
         allow = ",".join(["OPTIONS", *sorted(m for m in exc.allowed_methods if m != "OPTIONS")])

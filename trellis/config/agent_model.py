@@ -98,6 +98,10 @@ class ConnectConfig:
     enabled: bool = True
     ca_provider: str = "consul"
     ca_config: dict[str, Any] = field(default_factory=dict)
+    leaf_renew_after: float = 0.6  # renew leaves at a random point of this window of their lifetime
+    leaf_renew_before: float = 0.9
+    root_change_jitter: float = 30.0  # seconds: a root change re-issues leaves spread over this
+    root_prune_interval: float = 3600.0  # seconds between looks for rotated-out roots to drop
 
 
 @dataclass(frozen=True, slots=True)

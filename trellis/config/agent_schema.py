@@ -62,6 +62,12 @@ def _natural(value: Any, path: str) -> int:
     return number
 
 
+def _fraction(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise _wrong(path, value, "a fraction between 0 and 1")
+    return float(value)
+
+
 def _port(value: Any, path: str) -> int:
     number = _int(value, path)
     if not -1 <= number <= 65535:
@@ -164,6 +170,12 @@ _CONNECT: _Schema = {
     "enabled": _Leaf(_bool),
     "ca_provider": _Leaf(_one_of("consul", "vault", "aws-pca")),
     "ca_config": _Leaf(_free_map, "update"),
+    # trellis settings (not Consul's): when leaves renew, how a root change is spread
+    # over the agent's leaves, how often rotated-out roots are pruned
+    "leaf_renew_after": _Leaf(_fraction),
+    "leaf_renew_before": _Leaf(_fraction),
+    "root_change_jitter": _Leaf(_duration),
+    "root_prune_interval": _Leaf(_duration),
 }
 _ACL_TOKENS = ("initial_management", "master", "default", "agent", "agent_recovery", "agent_master",
                "replication", "dns", "config_file_service_registration")

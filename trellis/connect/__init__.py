@@ -1,0 +1,1 @@
+"""Connect: workload identity (SPIFFE), the CA, and (later) intentions."""
