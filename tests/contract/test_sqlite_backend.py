@@ -234,3 +234,14 @@ async def test_open_refuses_an_unknown_synchronous_mode(db: Path) -> None:
 async def test_open_where_no_file_can_be_made_raises_unavailable(tmp_path: Path) -> None:
     with pytest.raises(Unavailable):
         await SQLiteBackend.open(tmp_path / "missing-dir" / "store.db")
+
+
+async def test_a_new_database_is_readable_by_its_owner_only(tmp_path):
+    """It holds the CA's private keys."""
+    backend = await SQLiteBackend.open(tmp_path / "state.db")
+    try:
+        await backend.txn([], [Put("k", b"v")], [])
+    finally:
+        await backend.close()
+    for f in tmp_path.iterdir():
+        assert f.stat().st_mode & 0o077 == 0, (f, oct(f.stat().st_mode))

@@ -119,6 +119,7 @@ class SQLiteBackend:
             raise InvalidInput(message="history must be >= 0 and watch_buffer >= 1")
         loop = asyncio.get_running_loop()
         path = os.fspath(path)
+        _create_private(path)
         ready: asyncio.Future[int] = loop.create_future()
         backend = cls(path, 0, watch_buffer)
         writer = _Writer(path, synchronous, busy_timeout, history, loop, backend._deliver, ready)
@@ -525,3 +526,14 @@ def _settle(future: asyncio.Future[int], outcome: int | BaseException) -> None:
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
+
+
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only: it holds the CA's private
+    keys. SQLite gives its -wal and -shm files the database file's permissions."""
+    if path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    except OSError:
+        pass  # SQLite reports the problem with its own words when it opens the path

@@ -38,7 +38,7 @@ from trellis.connect.ca.errors import CANotReady, ConnectDisabled, InvalidCAConf
 from trellis.connect.ca.limiter import CSRLimiter
 from trellis.connect.ca.model import CAConfigDoc, CARoot, SignedLeaf
 from trellis.connect.ca.tables import CATable
-from trellis.errors import Conflict
+from trellis.errors import Conflict, InvalidInput
 from trellis.store.view import View
 from trellis.store.writer import Writer
 
@@ -114,7 +114,10 @@ class CAManager:
         if self.table.config is not None:
             self.current_config()  # a stored configuration that no longer decodes fails the start
             return
-        cfg = config.from_agent(provider, ca_config)
+        try:
+            cfg = config.from_agent(provider, ca_config)
+        except InvalidInput as exc:
+            raise InvalidInput("connect.ca_config", message=f"connect.ca_config: {exc}") from None
         cluster_id = str(uuid.uuid4())
         cert, key = await self._new_root(cfg, cluster_id)
         root = rotation.root_doc(cert, key, cluster_id=cluster_id)
