@@ -8,7 +8,6 @@ py-consul), then check it with what a user would use (openssl, Python's ssl).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import socket
 import ssl

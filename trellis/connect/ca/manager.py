@@ -11,7 +11,8 @@ Rules:
 2. A leaf is returned only after its root's issued mark covers its NotAfter
    (rotation.py rule 2). Marks are raised in steps of ``MARK_STEP`` of the leaf TTL
    (at most an hour), so a steady stream of signings writes rarely.
-3. Keys are generated (and RSA keys used) off the event loop.
+3. Keys, roots and signatures come from the provider (provider.py); this module
+   decides when, and records what they made.
 4. ``clock`` is wall time in epoch seconds and ``monotonic`` feeds the limiter;
    both are injected so tests control time.
 """
@@ -20,22 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import logging
 import secrets
-import string
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from trellis.connect.ca import certs, config, rotation
 from trellis.connect.ca.config import CAConfig, ConfigRequest
 from trellis.connect.ca.errors import CANotReady, ConnectDisabled, InvalidCAConfig
 from trellis.connect.ca.limiter import CSRLimiter
+from trellis.connect.ca.provider import Provider, provider_for
 from trellis.connect.ca.model import CAConfigDoc, CARoot, SignedLeaf
 from trellis.connect.ca.tables import CATable
 from trellis.errors import Conflict, InvalidInput
@@ -46,15 +45,10 @@ log = logging.getLogger("trellis.ca")
 
 MARK_STEP = 0.25  # of the leaf TTL
 MARK_STEP_MAX = 3600.0
-_UID_ALPHABET = string.ascii_lowercase + string.digits
 
 
 def _utc(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc)
-
-
-def _root_uid() -> str:
-    return "".join(secrets.choice(_UID_ALPHABET) for _ in range(8))
 
 
 def _leaf_serial() -> int:
@@ -72,7 +66,7 @@ class CAManager:
         self.prune_interval = prune_interval
         self.clock = clock
         self.limiter = CSRLimiter(monotonic)
-        self._signers: dict[str, tuple[x509.Certificate, certs.PrivateKey]] = {}
+        self._providers: dict[str, Provider] = {}
         self._parsed: tuple[int, CAConfig] | None = None
         self._mark_lock = asyncio.Lock()
         self.signed = 0  # leaves signed since start (for stats and benchmarks)
@@ -96,14 +90,6 @@ class CAManager:
         if self._parsed is None or self._parsed[0] != doc.modify_index:
             self._parsed = (doc.modify_index, config.decode_config(doc.provider, doc.config))
         return self._parsed[1]
-
-    def _signer(self, root: CARoot) -> tuple[x509.Certificate, certs.PrivateKey]:
-        found = self._signers.get(root.id)
-        if found is None:
-            if len(self._signers) > 8:
-                self._signers.clear()
-            found = self._signers[root.id] = rotation.signer_of(root)
-        return found
 
     # -- changing the CA -------------------------------------------------------------------
     async def initialize(self, provider: str, ca_config: dict[str, Any]) -> None:
@@ -155,24 +141,19 @@ class CAManager:
         return await self._rotate_to(cert, key, active, cfg, None)
 
     async def _new_root(self, cfg: CAConfig, cluster_id: str) -> tuple[x509.Certificate, certs.PrivateKey]:
-        now = _utc(self.clock())
-        if cfg.root_cert:
-            return certs.check_imported_root(cfg.root_cert, cfg.private_key, now)
-        if cfg.private_key:
-            key = certs.load_private_key(cfg.private_key)
-        else:
-            key = await asyncio.to_thread(certs.generate_key, certs.KeySpec(cfg.private_key_type, cfg.private_key_bits))
-        build = functools.partial(certs.build_root, key, cluster_id=cluster_id, uid=_root_uid(),
-                                  serial=secrets.randbits(63) | 1, now=now,
-                                  ttl=dt.timedelta(seconds=cfg.root_cert_ttl))
-        return await asyncio.to_thread(build), key
+        return await self._provider(cfg.provider).make_root(cfg, cluster_id, _utc(self.clock()))
+
+    def _provider(self, name: str) -> Provider:
+        if self._providers.get(name) is None:
+            self._providers[name] = provider_for(name)
+        return self._providers[name]
 
     async def _rotate_to(self, cert: x509.Certificate, key: certs.PrivateKey, active: CARoot, cfg: CAConfig,
                          new_doc: CAConfigDoc | None) -> CARoot:
-        old_cert, old_key = self._signer(active)
         now = self.clock()
-        cross = certs.build_cross_signed(cert, old_cert, old_key, serial=_leaf_serial(), now=_utc(now),
-                                         end=_utc(now + cfg.intermediate_cert_ttl))
+        current = self.table.config.provider
+        cross = await self._provider(current).cross_sign(active, cert, serial=_leaf_serial(), now=_utc(now),
+                                                         end=_utc(now + cfg.intermediate_cert_ttl))
         root = rotation.root_doc(cert, key, cluster_id=self.table.config.cluster_id,
                                  intermediates=(certs.dump_cert(cross),), cross_signed_by=active.id)
         await self.writer.apply(lambda v: rotation.plan_rotation(v, root, expected_active=active.id, now=now,
@@ -190,10 +171,9 @@ class CAManager:
         async with self.limiter.admit():
             csr = certs.load_csr(csr_der)
             sid = certs.check_csr(csr, trust_domain=self.table.trust_domain, datacenter=self.datacenter)
-            signer, signer_key = self._signer(active)
-            sign = functools.partial(certs.sign_leaf, csr, signer, signer_key, serial=_leaf_serial(),
-                                     now=_utc(self.clock()), ttl=dt.timedelta(seconds=cfg.leaf_cert_ttl))
-            leaf = await asyncio.to_thread(sign) if isinstance(signer_key, rsa.RSAPrivateKey) else sign()
+            leaf = await self._provider(cfg.provider).sign_leaf(
+                active, csr, serial=_leaf_serial(), now=_utc(self.clock()),
+                ttl=dt.timedelta(seconds=cfg.leaf_cert_ttl))
             valid_before = certs.not_after(leaf).timestamp()
             await self._cover(active.id, valid_before, cfg.leaf_cert_ttl)
         self.signed += 1

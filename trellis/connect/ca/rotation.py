@@ -23,12 +23,10 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from collections.abc import Iterable
 
 from cryptography import x509
 
-from trellis.connect import spiffe
 from trellis.connect.ca import certs, model
 from trellis.connect.ca.config import CAConfig
 from trellis.connect.ca.model import CAConfigDoc, CARoot, IssuedMark
@@ -164,20 +162,8 @@ def rotation_due(cfg: CAConfig, active: CARoot, now: float) -> float | None:
     return active.not_before + certs.CLOCK_SKEW.total_seconds() + cfg.rotation_period
 
 
-def trust_bundle(t: CATable) -> list[CARoot]:
-    return t.ordered_roots()
-
-
 def signer_of(root: CARoot) -> tuple[x509.Certificate, certs.PrivateKey]:
     return certs.parse_cert(root.root_cert), certs.load_private_key(root.signing_key)
-
-
-def utc(ts: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc)
-
-
-def service_id(t: CATable, namespace: str, datacenter: str, service: str) -> spiffe.ServiceID:
-    return spiffe.ServiceID(t.trust_domain, namespace, datacenter, service)
 
 
 def _replace(root: CARoot, **changes: object) -> CARoot:
