@@ -47,6 +47,15 @@ COMMANDS: dict[str, Command] = {
     "catalog services": Command(
         "trellis.cli.catalog:list_services", "Lists all registered services in a datacenter"
     ),
+    "connect ca get-config": Command(
+        "trellis.cli.connect_ca:get_config", "Display the current Connect Certificate Authority (CA) configuration"
+    ),
+    "connect ca leaf": Command("trellis.cli.connect_ca:get_leaf", "Fetch a service's leaf certificate from the agent"),
+    "connect ca roots": Command("trellis.cli.connect_ca:list_roots", "List the Connect CA's trusted root certificates"),
+    "connect ca rotate": Command("trellis.cli.connect_ca:rotate", "Replace the active CA root with a new one"),
+    "connect ca set-config": Command(
+        "trellis.cli.connect_ca:set_config", "Modify the current Connect CA configuration"
+    ),
     "members": Command("trellis.cli.members:run", "Lists the members of a trellis cluster"),
     "services deregister": Command("trellis.cli.services:deregister", "Deregister services with the local agent"),
     "services register": Command("trellis.cli.services:register", "Register services with the local agent"),
@@ -64,6 +73,29 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "  List all datacenters:\n\n      $ trellis catalog datacenters\n\n"
         "  List all nodes:\n\n      $ trellis catalog nodes\n\n"
         "  List all services:\n\n      $ trellis catalog services\n\n"
+        "  For more examples, ask for subcommand help or view the documentation.",
+    ),
+    "connect": (
+        "Interact with Connect, the service mesh",
+        "Usage: trellis connect <subcommand> [options] [args]\n\n"
+        "  This command has subcommands for interacting with Connect, the service mesh:\n"
+        "  its Certificate Authority (CA) and the certificates it issues.\n\n"
+        "  Display the CA configuration:\n\n      $ trellis connect ca get-config\n\n"
+        "  For more examples, ask for subcommand help or view the documentation.",
+    ),
+    "connect ca": (
+        "Interact with the Connect Certificate Authority (CA)",
+        "Usage: trellis connect ca <subcommand> [options] [args]\n\n"
+        "  This command has subcommands for interacting with the Connect\n"
+        "  Certificate Authority (CA).\n\n"
+        "  Here are some simple examples, and more detailed examples are available\n"
+        "  in the subcommands or the documentation.\n\n"
+        "  Get the configuration:\n\n      $ trellis connect ca get-config\n\n"
+        "  Update the configuration:\n\n      $ trellis connect ca set-config -config-file ca.json\n\n"
+        "  Rotate the root and list the roots:\n\n"
+        "      $ trellis connect ca rotate\n      $ trellis connect ca roots\n\n"
+        "  Fetch a service's certificate and key into a directory:\n\n"
+        "      $ trellis connect ca leaf -service web -out-dir ./certs\n\n"
         "  For more examples, ask for subcommand help or view the documentation.",
     ),
     "services": (
@@ -159,15 +191,19 @@ def _load(path: str) -> Callable[[list[str]], int] | None:
 def format_help() -> str:
     """The top-level usage: every top-level command and family with its synopsis. Pure."""
     entries = {p: c.synopsis for p, c in COMMANDS.items() if " " not in p}
-    entries.update({name: synopsis for name, (synopsis, _) in FAMILIES.items()})
+    entries.update({name: synopsis for name, (synopsis, _) in FAMILIES.items() if " " not in name})
     width = max(len(name) for name in entries)
     lines = [f"    {name.ljust(width)}    {entries[name]}" for name in sorted(entries)]
     return "Usage: trellis [--version] [--help] <command> [<args>]\n\nAvailable commands are:\n" + "\n".join(lines)
 
 
 def format_family_help(family: str) -> str:
-    """A family's help and its subcommands, as mitchellh/cli prints them. Pure."""
-    subs = {p.partition(" ")[2]: c.synopsis for p, c in COMMANDS.items() if p.startswith(family + " ")}
+    """A family's help and its direct subcommands (and subfamilies, ``connect`` → ``ca``),
+    as mitchellh/cli prints them. Pure."""
+    children = {p: c.synopsis for p, c in COMMANDS.items()}
+    children.update({name: synopsis for name, (synopsis, _) in FAMILIES.items()})
+    prefix = family + " "
+    subs = {p[len(prefix):]: s for p, s in children.items() if p.startswith(prefix) and " " not in p[len(prefix):]}
     width = max(len(name) for name in subs)
     lines = [f"    {name.ljust(width)}    {subs[name]}" for name in sorted(subs)]
     return FAMILIES[family][1] + "\n\nSubcommands:\n" + "\n".join(lines)

@@ -31,7 +31,7 @@ class RateLimited(TooManyRequests):
     """The signing path is over CSRMaxPerSecond or CSRMaxConcurrent (HTTP 429)."""
 
     def __init__(self, retry_after: float, why: str) -> None:
-        super().__init__(f"rate limited: {why}; retry after {retry_after:.3g}s", retry_after)
+        super().__init__(f"rate limited: {why}", retry_after)
 
 
 class CANotReady(TrellisError):

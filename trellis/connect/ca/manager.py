@@ -221,19 +221,19 @@ class CAManager:
         """One round of upkeep; returns when the next one is due."""
         now = self.clock()
         t = self.table
-        if rotation.prunable(t, now):
-            pruned = rotation.prunable(t, now)
-            await self.writer.apply(lambda v: rotation.plan_prune(v, self.clock()))
-            log.info("connect CA: pruned rotated-out root(s) %s: no leaf they signed is still valid",
-                     ", ".join(pruned))
         if t.config is None or t.active_root() is None:
             return now + self.prune_interval
+        grace = self.current_config().leaf_cert_ttl
+        pruned = rotation.prunable(t, now, grace)
+        if pruned:
+            await self.writer.apply(lambda v: rotation.plan_prune(v, self.clock(), grace))
+            log.info("connect CA: pruned rotated-out root(s) %s: no leaf they signed is still valid",
+                     ", ".join(pruned))
         active = t.active_root()
         due = rotation.rotation_due(self.current_config(), active, now)
         if due is not None and due <= now:
             log.info("connect CA: root %s is older than RotationPeriod; rotating", active.id)
             await self.rotate()
             return self.clock()
-        candidates = [now + self.prune_interval, rotation.next_prune(t, now), due]
+        candidates = [now + self.prune_interval, rotation.next_prune(t, now, grace), due]
         return min(c for c in candidates if c is not None)
-

@@ -15,7 +15,10 @@ Rules:
    installing a cross-signature by a root that is no longer active.
 2. A rotated-out root is pruned once no leaf it signed can still be valid: its
    issued mark (an upper bound on every such leaf's NotAfter, written before the
-   leaf is handed out) has passed. Not guessed from the TTL.
+   leaf is handed out) has passed. Not guessed from the TTL. It is also kept for one
+   leaf lifetime after its rotation (``grace``) even if it signed nothing: any peer
+   still working has renewed its leaf, and with it its trust bundle, within that
+   time, so no live peer is left holding only a bundle without the new root.
 3. When a root is pruned, the cross-signed certificates it made leave the active
    root's chain: nobody needs to reach it any more.
 """
@@ -118,11 +121,11 @@ def plan_mark(view: View, root_id: str, not_after: float) -> Plan:
     return p
 
 
-def prunable(t: CATable, now: float) -> list[str]:
+def prunable(t: CATable, now: float, grace: float = 0.0) -> list[str]:
     """Rotated-out roots no valid leaf can chain to any more (rule 2). Pure."""
     out = []
     for r in t.roots.values():
-        if r.active:
+        if r.active or r.rotated_out_at + grace > now:
             continue
         mark = t.marks.get(r.id)
         if mark is None or mark.not_after <= now:
@@ -130,9 +133,9 @@ def prunable(t: CATable, now: float) -> list[str]:
     return sorted(out)
 
 
-def plan_prune(view: View, now: float) -> Plan:
+def plan_prune(view: View, now: float, grace: float = 0.0) -> Plan:
     t = table(view)
-    gone = set(prunable(t, now))
+    gone = set(prunable(t, now, grace))
     p = Plan()
     for rid in sorted(gone):
         p.delete(model.root_key(rid), expected=t.roots[rid].modify_index)
@@ -148,10 +151,16 @@ def plan_prune(view: View, now: float) -> Plan:
     return p
 
 
-def next_prune(t: CATable, now: float) -> float | None:
+def next_prune(t: CATable, now: float, grace: float = 0.0) -> float | None:
     """When the next rotated-out root becomes prunable (None: none waiting). Pure."""
-    times = [t.marks[r.id].not_after for r in t.roots.values()
-             if not r.active and r.id in t.marks and t.marks[r.id].not_after > now]
+    times = []
+    for r in t.roots.values():
+        if r.active:
+            continue
+        mark = t.marks.get(r.id)
+        when = max(mark.not_after if mark else 0.0, r.rotated_out_at + grace)
+        if when > now:
+            times.append(when)
     return min(times) if times else None
 
 
