@@ -90,10 +90,10 @@ def parse_id(uri: str) -> SpiffeID:
         parts = urlsplit(uri)
     except ValueError as exc:
         raise InvalidSpiffeID(uri, str(exc)) from None
-    if parts.scheme != SCHEME:
+    if parts.scheme.lower() != SCHEME:
         raise InvalidSpiffeID(uri, "the scheme must be spiffe")
-    if not parts.netloc or parts.query or parts.fragment or "@" in parts.netloc:
-        raise InvalidSpiffeID(uri, "it needs a trust domain and nothing but a path after it")
+    if not parts.netloc or "?" in uri or "#" in uri or "@" in parts.netloc or ":" in parts.netloc:
+        raise InvalidSpiffeID(uri, "it needs a trust domain (no port or user) and nothing but a path after it")
     td = parts.netloc.lower()
     if parts.path in ("", "/"):
         return SigningID(td)

@@ -312,8 +312,13 @@ def check_imported_root(cert_pem: str, key_pem: str, now: dt.datetime) -> tuple[
     """
     cert = parse_cert(cert_pem, "RootCert")
     key = load_private_key(key_pem, "PrivateKey")
-    if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
         raise InvalidCertificate("PrivateKey", "the private key does not match RootCert's public key")
+    spec = key_spec_of(key)
+    if (spec.type == "rsa" and spec.bits < 2048) or (spec.type == "ec" and spec.bits < 224):
+        raise InvalidCertificate("PrivateKey", f"a {spec.type.upper()} key of {spec.bits} bits is too weak "
+                                               "(RSA 2048 or EC P-224 at least)")
     if not is_ca(cert):
         raise InvalidCertificate("RootCert", "the certificate is not a CA (BasicConstraints CA is not true)")
     try:

@@ -21,6 +21,7 @@ Rules:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -80,8 +81,8 @@ def _number(value: Any, key: str) -> float:
             value = float(value)
         except ValueError:
             pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise InvalidCAConfig(f"Config.{key}", f"expected a number >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise InvalidCAConfig(f"Config.{key}", f"expected a finite number >= 0, got {value!r}")
     return float(value)
 
 
@@ -185,6 +186,10 @@ def validate(cfg: CAConfig) -> None:
     if cfg.skip_validate:
         return
     leaf, inter, root = cfg.leaf_cert_ttl, cfg.intermediate_cert_ttl, cfg.root_cert_ttl
+    if root < inter:  # Consul checks this one first
+        raise InvalidCAConfig("Config.RootCertTTL", "root cert TTL is set and is not greater than intermediate cert "
+                                                    f"ttl. root cert ttl: {format_duration(root)}, intermediate "
+                                                    f"cert ttl: {format_duration(inter)}")
     if leaf < MIN_LEAF_TTL:
         raise InvalidCAConfig("Config.LeafCertTTL", "leaf cert TTL must be greater or equal than 1h0m0s")
     if leaf > MAX_LEAF_TTL:
@@ -194,9 +199,6 @@ def validate(cfg: CAConfig) -> None:
     if inter < 3 * leaf:
         raise InvalidCAConfig("Config.IntermediateCertTTL", "Intermediate Cert TTL must be greater or equal than "
                                                             f"3 * LeafCertTTL (>={format_duration(3 * leaf)}).")
-    if root < inter:
-        raise InvalidCAConfig("Config.RootCertTTL", f"root cert TTL ({format_duration(root)}) must be greater or "
-                                                    f"equal than IntermediateCertTTL ({format_duration(inter)})")
     if cfg.rotation_period and cfg.rotation_period < leaf:
         raise InvalidCAConfig("Config.RotationPeriod", f"must be at least LeafCertTTL ({format_duration(leaf)}), "
                                                        "or 0 for never")
@@ -239,6 +241,8 @@ def decode_request(body: Any) -> ConfigRequest:
         name = _TOP.get(key.replace("_", "").lower())
         if name is None:
             raise InvalidCAConfig(key, f"unknown field (known: {', '.join(sorted(set(_TOP.values())))})")
+        if name in fields:
+            raise InvalidCAConfig(key, f"given twice (as {name} too)")
         fields[name] = value
     provider = fields.get("Provider") or PROVIDER
     force = fields.get("ForceWithoutCrossSigning", False)

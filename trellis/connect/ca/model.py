@@ -68,6 +68,7 @@ class CARoot:
 class IssuedMark:
     root_id: str
     not_after: float
+    modify_index: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,4 +50,4 @@ def retry_at(now: float, failures: int, retry_after: float | None, draw: float) 
     """Rule 3; ``failures`` counts consecutive failures (1 for the first)."""
     if retry_after is not None:
         return now + retry_after * (1 + draw)
-    return now + min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1)) * (0.5 + draw / 2)
+    return now + min(MAX_BACKOFF, 0.5 * 2 ** min(failures - 1, 16)) * (0.5 + draw / 2)

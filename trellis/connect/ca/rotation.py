@@ -63,7 +63,7 @@ def table(view: View) -> CATable:
     return view["ca"]  # type: ignore[return-value]
 
 
-def _mod(present: CAConfigDoc | CARoot | None) -> int:
+def _mod(present: CAConfigDoc | CARoot | IssuedMark | None) -> int:
     """The revision to compare a key on: its modify index, 0 when absent."""
     return present.modify_index if present is not None else 0
 
@@ -112,12 +112,14 @@ def plan_mark(view: View, root_id: str, not_after: float) -> Plan:
     """Raise a root's issued mark to ``not_after`` (never lower it). A root pruned
     while the leaf was being signed is a Conflict: that leaf must not be handed out."""
     t = table(view)
-    if root_id not in t.roots:
+    root = t.roots.get(root_id)
+    if root is None:
         raise Conflict(f"CA root {root_id} was rotated out and pruned while signing; retry")
     current = t.marks.get(root_id)
     p = Plan()
     if current is None or current.not_after < not_after:
-        p.put(model.issued_key(root_id), IssuedMark(root_id, not_after))
+        p.expect(model.root_key(root_id), root.modify_index)  # a prune racing us fails one of the two
+        p.put(model.issued_key(root_id), IssuedMark(root_id, not_after), expected=_mod(current))
     return p
 
 
@@ -139,8 +141,7 @@ def plan_prune(view: View, now: float, grace: float = 0.0) -> Plan:
     p = Plan()
     for rid in sorted(gone):
         p.delete(model.root_key(rid), expected=t.roots[rid].modify_index)
-        if rid in t.marks:
-            p.delete(model.issued_key(rid))
+        p.delete(model.issued_key(rid), expected=_mod(t.marks.get(rid)))  # a mark raised meanwhile stops it
     for rid in t.marks:
         if rid not in t.roots:  # a mark left by a signing that lost the race with pruning
             p.delete(model.issued_key(rid))

@@ -60,7 +60,7 @@ class CATable:
         if key.startswith(model.ISSUED):
             rid = unquote(key[len(model.ISSUED):])
             if put:
-                self.marks[rid] = doc.decode(IssuedMark, event.value)
+                self.marks[rid] = doc.decode(IssuedMark, event.value, modify_index=event.mod_revision)
             else:
                 self.marks.pop(rid, None)
             return [("ca-issued", rid)]

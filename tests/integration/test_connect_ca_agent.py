@@ -12,6 +12,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from trellis.testing.agent import AgentProcess, start_agent
+from trellis.testing.agent import AgentProcess, free_port, start_agent
 
 pytestmark = pytest.mark.integration
 
@@ -420,10 +421,12 @@ def test_an_agent_file_ca_config_is_used_on_first_start_and_bad_keys_stop_the_st
         assert config["Config"]["LeafCertTTL"] == "12h"
     finally:
         agent.stop()
-    from tests.integration.test_cli_errors import start_agent_args, trellis
-
-    r = trellis(*start_agent_args("-hcl", 'connect { ca_config { bogus_key = 1 } }'))
-    assert r.returncode == 1 and "bogus_key" in r.stderr.strip().splitlines()[-1], r.stderr
+    r = subprocess.run([sys.executable, "-m", "trellis", "agent", "-dev", "-http-port", str(free_port()),
+                        "-dns-port", "-1", "-grpc-port", "-1", "-hcl", 'connect { ca_config { bogus_key = 1 } }'],
+                       capture_output=True, text=True, timeout=60)
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 1 and last.startswith("Error starting agent: connect.ca_config:"), r.stderr
+    assert "bogus_key" in last, r.stderr
 
 
 def test_connect_disabled_refuses_the_ca_endpoints(tmp_path):
