@@ -322,12 +322,12 @@ def format_rotation(answer: Mapping[str, Any]) -> str:
     """Two lines: the new active root, then what happens to the previous one. Pure.
 
     NOTE: the agent prunes a rotated-out root once no leaf it signed can still be
-    valid (connect/ca/rotation.py rule 2), so one that signed none goes at once.
+    valid, and for at least one leaf lifetime (connect/ca/rotation.py rule 2).
     """
     new, old = answer.get("ActiveRootID", ""), answer.get("PreviousRootID", "")
     return (f"Root rotated: {new} is now the active root.\n"
             f"The previous root {old} stays trusted until the last leaf it signed has expired "
-            "(at once if it signed none).")
+            "(and for at least one leaf lifetime).")
 
 
 def format_roots(roots: Mapping[str, Any]) -> str:
