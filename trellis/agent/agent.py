@@ -34,7 +34,15 @@ from trellis.acl import Access, Resolver
 from trellis.agent import identity
 from trellis.agent.local import LocalAgent, SidecarPorts
 from trellis.agent.leafcert import LeafManager
-from trellis.api import routes_agent, routes_catalog, routes_connect_ca, routes_health, routes_status
+from trellis.api import (
+    routes_agent,
+    routes_catalog,
+    routes_config,
+    routes_connect_ca,
+    routes_health,
+    routes_intentions,
+    routes_status,
+)
 from trellis.api.app import make_app
 from trellis.catalog import write
 from trellis.catalog.model import (
@@ -51,9 +59,11 @@ from trellis.catalog import registration as catreg
 from trellis.catalog.registration import CATALOG
 from trellis.catalog.tables import catalog_tables
 from trellis.config.agent_config import AgentConfig
+from trellis.config.entry.tables import ConfigEntriesTable
 from trellis.connect.ca.manager import CAManager
 from trellis.connect.ca.renewal import RenewalPolicy
 from trellis.connect.ca.tables import CATable
+from trellis.connect.intentions.decide import Default, select_default
 from trellis.errors import InvalidInput, TrellisError, Unavailable
 from trellis.store.sqlite import SQLiteBackend
 from trellis.store.view import View
@@ -77,7 +87,7 @@ class Agent:
         self.dev = dev
         self._reload_config = reload_config
         self._stop = asyncio.Event()
-        self.view = View([*catalog_tables(), CATable()])
+        self.view = View([*catalog_tables(), CATable(), ConfigEntriesTable()])
         self.backend: SQLiteBackend | None = None
         self.writer: Writer | None = None
         self.local: LocalAgent | None = None
@@ -108,6 +118,12 @@ class Agent:
             primary_datacenter=self.cfg.primary_datacenter, server=self.cfg.server, address=self.address,
             grpc_port=p.grpc, server_port=p.server, serf_lan_port=p.serf_lan, serf_wan_port=p.serf_wan,
         )
+
+    @property
+    def intention_default(self) -> Default:
+        """What decides when no intention matches: ``default_intention_policy``, else the ACL default."""
+        acl_allows = not self.cfg.acl.enabled or self.cfg.acl.default_policy == "allow"
+        return select_default(self.cfg.default_intention_policy, acl_allows)
 
     @property
     def server_address(self) -> str:
@@ -170,6 +186,7 @@ class Agent:
                     api_scripts=self.cfg.enable_script_checks, local_scripts=self.cfg.enable_local_script_checks,
                 )
                 await self._start_connect(tg)
+                await self._bootstrap_config_entries()
                 await self._register_self()
                 await self._sync_config_definitions(self.cfg)
                 self._start_runner(tg)
@@ -324,8 +341,22 @@ class Agent:
             tg.create_task(self.ca.run(), name="ca")
             tg.create_task(self.leaves.run(), name="leaves")
 
+    async def _bootstrap_config_entries(self) -> None:
+        """``config_entries { bootstrap = [...] }``: written (upserted) on every start, as
+        Consul's servers do; an entry that does not decode or validate stops the start."""
+        from trellis.config.entry.decode import decode_entry
+        from trellis.config.entry.write import plan_put
+
+        for i, raw in enumerate(self.cfg.config_entries_bootstrap):
+            try:
+                entry = decode_entry(raw)
+                await self.writer.apply(lambda v, e=entry: plan_put(v, e))
+            except InvalidInput as exc:
+                raise InvalidInput("config_entries.bootstrap", message=f"config_entries.bootstrap[{i}]: {exc}") from None
+
     async def _start_http(self) -> web.AppRunner:
-        app = make_app(self, [routes_agent, routes_catalog, routes_health, routes_status, routes_connect_ca],
+        app = make_app(self, [routes_agent, routes_catalog, routes_health, routes_status, routes_connect_ca, routes_config,
+                        routes_intentions],
                        pretty=self.dev, resolver=self.resolver)
         # handler_cancellation: a blocking query whose client hung up stops waiting (STYLE §5)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0,
@@ -490,8 +521,6 @@ def _not_yet_supported(cfg: AgentConfig) -> list[tuple[str, str]]:
         (bool(cfg.addresses.https), "addresses.https", "no HTTPS listener is started"),
         (bool(cfg.addresses.grpc), "addresses.grpc", "the gRPC port is reserved for xDS, not served yet"),
         (cfg.bootstrap_expect > 1, "bootstrap_expect", "one server only until the clustering issue"),
-        (bool(cfg.config_entries_bootstrap), "config_entries.bootstrap", "config entries come with the intentions issue"),
-        (bool(cfg.default_intention_policy), "default_intention_policy", "intentions come with their own issue"),
     ]
     return [(name, effect) for present, name, effect in rules if present]
 

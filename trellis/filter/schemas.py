@@ -172,6 +172,28 @@ MEMBER = struct(
     DelegateCur=INT,
 )
 
+# structs.Intention: /v1/connect/intentions elements (agent/structs/intention.go).
+INTENTION_HTTP_HEADER = struct(Name=STRING, Present=BOOL, Exact=STRING, Prefix=STRING, Suffix=STRING,
+                               Contains=STRING, Regex=STRING, Invert=BOOL, IgnoreCase=BOOL)
+INTENTION = struct(
+    ID=STRING,
+    Description=STRING,
+    SourcePeer=STRING,
+    SourceNS=STRING,
+    SourceName=STRING,
+    DestinationNS=STRING,
+    DestinationName=STRING,
+    SourceType=STRING,
+    Action=STRING,
+    Permissions=list_of(struct(
+        Action=STRING,
+        HTTP=struct(PathExact=STRING, PathPrefix=STRING, PathRegex=STRING, Header=list_of(INTENTION_HTTP_HEADER),
+                    Methods=list_of(STRING)),
+    )),
+    Meta=map_of(STRING),
+    Precedence=INT,
+)
+
 BY_NAME: dict[str, Field] = {
     "NODE": NODE,
     "SERVICE_NODE": SERVICE_NODE,
@@ -179,4 +201,5 @@ BY_NAME: dict[str, Field] = {
     "HEALTH_CHECK": HEALTH_CHECK,
     "CHECK_SERVICE_NODE": CHECK_SERVICE_NODE,
     "MEMBER": MEMBER,
+    "INTENTION": INTENTION,
 }

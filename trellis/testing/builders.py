@@ -31,10 +31,11 @@ def make_check(check_id: str, node: str = "n1", status: CheckStatus = CheckStatu
 @contextlib.asynccontextmanager
 async def running_view() -> AsyncIterator[tuple[View, Writer, MemoryBackend]]:
     """A view (catalog and CA tables) following a memory backend, with a writer; torn down on exit."""
+    from trellis.config.entry.tables import ConfigEntriesTable
     from trellis.connect.ca.tables import CATable
 
     backend = MemoryBackend()
-    view = View([*catalog_tables(), CATable()])
+    view = View([*catalog_tables(), CATable(), ConfigEntriesTable()])
     task = asyncio.create_task(view.run(backend))
     await view.ready.wait()
     try:

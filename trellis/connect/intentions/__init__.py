@@ -1,0 +1,1 @@
+"""Intentions: the model the engine decides over, precedence, and the decision (pure)."""
