@@ -40,10 +40,12 @@ class ConfigEntriesTable:
         self._by_kind: dict[str, set[EntryRef]] = {}
         self._intentions_version = 0
         self._index: tuple[int, Any] | None = None
+        self._flat: dict[EntryRef, list] = {}  # each intentions entry flattened once, when it changes
 
     def clear(self) -> None:
         self.rows.clear()
         self._by_kind.clear()
+        self._flat.clear()
         self._intentions_version += 1
 
     # -- reads ------------------------------------------------------------------------
@@ -61,7 +63,12 @@ class ConfigEntriesTable:
         from trellis.connect.intentions.index import IntentionIndex
 
         if self._index is None or self._index[0] != self._intentions_version:
-            flat = [i for row in self.of_kind(INTENTIONS_KIND) for i in intentions_of(row)]
+            flat = []
+            for ref in self._by_kind.get(INTENTIONS_KIND, ()):
+                found = self._flat.get(ref)
+                if found is None:
+                    found = self._flat[ref] = intentions_of(self.rows[ref])
+                flat.extend(found)
             self._index = (self._intentions_version, IntentionIndex(flat))
         return self._index[1]
 
@@ -81,5 +88,6 @@ class ConfigEntriesTable:
         touched = [("config-entry", ref.kind, ref.namespace, ref.name), ("config-kind", ref.kind)]
         if ref.kind == INTENTIONS_KIND:
             self._intentions_version += 1
+            self._flat.pop(ref, None)
             touched.append(("intentions",))
         return touched
