@@ -251,3 +251,13 @@ def test_bootstrap_entries_are_written_at_start_and_a_bad_one_stops_it(tmp_path)
                         "-dns-port", "-1", "-grpc-port", "-1", "-hcl", bad], capture_output=True, text=True, timeout=60)
     last = r.stderr.strip().splitlines()[-1]
     assert r.returncode == 1 and "config_entries.bootstrap[0]: invalid value for protocol: smtp" in last, r.stderr
+
+
+def test_service_defaults_lists_filter_and_other_kinds_refuse_it(agent):
+    assert put(agent, {"Kind": "service-defaults", "Name": "f-http", "Protocol": "http"}) == (200, True)
+    assert put(agent, {"Kind": "service-defaults", "Name": "f-grpc", "Protocol": "grpc"}) == (200, True)
+    names = [e["Name"] for e in get(agent, "/v1/config/service-defaults?filter=Protocol%20%3D%3D%20grpc")]
+    assert "f-grpc" in names and "f-http" not in names
+    assert all(e["Protocol"] == "grpc" for e in get(agent, "/v1/config/service-defaults?filter=Protocol%20%3D%3D%20grpc"))
+    status, _, text = agent.request("GET", "/v1/config/proxy-defaults?filter=Name%20%3D%3D%20global")
+    assert status == 400 and text == "filtering not supported for config entry kind=proxy-defaults"

@@ -17,9 +17,11 @@ from trellis.api.codec_config import encode_entry
 from trellis.api.reads import check_dc
 from trellis.config.entry.decode import check_kind, decode_entry
 from trellis.config.entry.keys import EntryRef
-from trellis.config.entry.model import MESH_NAME, Mesh, ProxyDefaults, ServiceIntentions
+from trellis.api.filtering import compile_filter, select
+from trellis.config.entry.model import MESH_NAME, Mesh, ProxyDefaults, ServiceDefaults, ServiceIntentions
 from trellis.config.entry.write import CasFailed, plan_delete, plan_put, ref_of
 from trellis.errors import InvalidInput, NotFound, PermissionDenied
+from trellis.filter.schemas import SERVICE_DEFAULTS
 from trellis.store.view import Result
 
 
@@ -102,9 +104,12 @@ async def list_entries(request: web.Request) -> web.Response:
     check_dc(request)
     kind = request.match_info["kind"]
     check_kind(kind)
-    if request.query.get("filter"):
-        raise InvalidInput("filter", request.query["filter"],
-                           message="filtering config entries is not supported yet; list without ?filter")
+    opts = parse_query_options(request.query)
+    flt = None
+    if opts.filter:
+        if kind != ServiceDefaults.KIND:  # as Consul: only service-defaults lists filter
+            raise InvalidInput("filter", opts.filter, message=f"filtering not supported for config entry kind={kind}")
+        flt = compile_filter(opts.filter, SERVICE_DEFAULTS)
     ns = params.namespace(request.query, request.headers, wildcard=True)
     authz = request[AUTHZ]
     view = request.app[CTX].view
@@ -113,9 +118,9 @@ async def list_entries(request: web.Request) -> web.Response:
         rows = view["config"].of_kind(kind, ns)
         return view.result(rows, [("config-kind", kind)])
 
-    res = await block(view, parse_query_options(request.query), run)
-    visible = [r for r in res.value if _visible(authz, kind, r)]
-    return json_response(request, [encode_entry(r) for r in visible], **blocking_headers(res.index))
+    res = await block(view, opts, run)
+    docs = [encode_entry(r) for r in res.value if _visible(authz, kind, r)]
+    return json_response(request, select(flt, docs), **blocking_headers(res.index))
 
 
 def _visible(authz: Authorizer, kind: str, row: object) -> bool:

@@ -194,6 +194,23 @@ INTENTION = struct(
     Precedence=INT,
 )
 
+# structs.ServiceConfigEntry: GET /v1/config/service-defaults?filter= (the one kind Consul filters).
+SERVICE_DEFAULTS = struct(
+    Kind=STRING,
+    Name=STRING,
+    Protocol=STRING,
+    Mode=STRING,
+    MutualTLSMode=STRING,
+    ExternalSNI=STRING,
+    MaxInboundConnections=INT,
+    LocalConnectTimeoutMs=INT,
+    LocalRequestTimeoutMs=INT,
+    BalanceInboundConnections=STRING,
+    MeshGateway=MESH_GATEWAY,
+    TransparentProxy=struct(OutboundListenerPort=INT, DialedDirectly=BOOL),
+    Meta=map_of(STRING),
+)
+
 BY_NAME: dict[str, Field] = {
     "NODE": NODE,
     "SERVICE_NODE": SERVICE_NODE,
@@ -202,4 +219,5 @@ BY_NAME: dict[str, Field] = {
     "CHECK_SERVICE_NODE": CHECK_SERVICE_NODE,
     "MEMBER": MEMBER,
     "INTENTION": INTENTION,
+    "SERVICE_DEFAULTS": SERVICE_DEFAULTS,
 }
