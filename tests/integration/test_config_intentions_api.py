@@ -261,3 +261,16 @@ def test_service_defaults_lists_filter_and_other_kinds_refuse_it(agent):
     assert all(e["Protocol"] == "grpc" for e in get(agent, "/v1/config/service-defaults?filter=Protocol%20%3D%3D%20grpc"))
     status, _, text = agent.request("GET", "/v1/config/proxy-defaults?filter=Name%20%3D%3D%20global")
     assert status == 400 and text == "filtering not supported for config entry kind=proxy-defaults"
+
+
+def test_legacy_create_fills_empty_namespaces_from_the_request(agent):
+    status, _, created = agent.request("POST", "/v1/connect/intentions?ns=team-q",
+                                       {"SourceName": "ns-a", "DestinationName": "ns-b", "Action": "allow"})
+    assert status == 200
+    got = get(agent, f"/v1/connect/intentions/{created['ID']}")
+    assert (got["SourceNS"], got["DestinationNS"]) == ("team-q", "team-q")
+    status, _, created = agent.request("POST", "/v1/connect/intentions",
+                                       {"SourceName": "ns-c", "DestinationName": "ns-d", "DestinationNS": "team-r",
+                                        "Action": "allow"})
+    got = get(agent, f"/v1/connect/intentions/{created['ID']}")
+    assert (got["SourceNS"], got["DestinationNS"]) == ("default", "team-r")

@@ -180,7 +180,8 @@ async def create_intention(request: web.Request) -> web.Response:
     body = await _body(request)
     request[AUTHZ].require("intentions", body.destination_name, Access.WRITE)
     new_id, now = str(uuid.uuid4()), _now()
-    plan_fn = lambda v: store.plan_legacy_create(v, body, new_id=new_id, now=now)  # noqa: E731
+    ns = params.namespace(request.query, request.headers)
+    plan_fn = lambda v: store.plan_legacy_create(v, body, new_id=new_id, now=now, namespace=ns)  # noqa: E731
     if params.flag(request.query, "dry-run"):
         return _dry_run(request, plan_fn)
     await _write(request, plan_fn)
@@ -192,8 +193,8 @@ async def update_by_id(request: web.Request) -> web.Response:
     ixn_id = _uuid(request.match_info["id"])
     body = await _body(request)
     request[AUTHZ].require("intentions", body.destination_name, Access.WRITE)
-    now = _now()
-    await _write(request, lambda v: store.plan_legacy_update(v, ixn_id, body, now=now))
+    now, ns = _now(), params.namespace(request.query, request.headers)
+    await _write(request, lambda v: store.plan_legacy_update(v, ixn_id, body, now=now, namespace=ns))
     return json_response(request, {"ID": ixn_id})
 
 

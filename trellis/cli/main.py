@@ -47,6 +47,10 @@ COMMANDS: dict[str, Command] = {
     "catalog services": Command(
         "trellis.cli.catalog:list_services", "Lists all registered services in a datacenter"
     ),
+    "config delete": Command("trellis.cli.config_entry:delete", "Delete a centralized config entry"),
+    "config list": Command("trellis.cli.config_entry:list_entries", "List centralized config entries of a given kind"),
+    "config read": Command("trellis.cli.config_entry:read", "Read a centralized config entry"),
+    "config write": Command("trellis.cli.config_entry:write", "Create or update a centralized config entry"),
     "connect ca get-config": Command(
         "trellis.cli.connect_ca:get_config", "Display the current Connect Certificate Authority (CA) configuration"
     ),
@@ -55,6 +59,19 @@ COMMANDS: dict[str, Command] = {
     "connect ca rotate": Command("trellis.cli.connect_ca:rotate", "Replace the active CA root with a new one"),
     "connect ca set-config": Command(
         "trellis.cli.connect_ca:set_config", "Modify the current Connect CA configuration"
+    ),
+    "intention apply": Command(
+        "trellis.cli.intention:apply", "Make the intentions of a rules file's services what the file says"
+    ),
+    "intention check": Command(
+        "trellis.cli.intention:check", "Check whether a connection between two services is allowed."
+    ),
+    "intention create": Command("trellis.cli.intention:create", "Create intentions for service connections."),
+    "intention delete": Command("trellis.cli.intention:delete", "Delete an intention."),
+    "intention get": Command("trellis.cli.intention:get", "Show information about an intention."),
+    "intention list": Command("trellis.cli.intention:list_intentions", "List intentions"),
+    "intention match": Command(
+        "trellis.cli.intention:match", "Show intentions that match a source or destination."
     ),
     "members": Command("trellis.cli.members:run", "Lists the members of a trellis cluster"),
     "services deregister": Command("trellis.cli.services:deregister", "Deregister services with the local agent"),
@@ -73,6 +90,18 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "  List all datacenters:\n\n      $ trellis catalog datacenters\n\n"
         "  List all nodes:\n\n      $ trellis catalog nodes\n\n"
         "  List all services:\n\n      $ trellis catalog services\n\n"
+        "  For more examples, ask for subcommand help or view the documentation.",
+    ),
+    "config": (
+        "Interact with centralized config entries",
+        "Usage: trellis config <subcommand> [options] [args]\n\n"
+        "  This command has subcommands for interacting with centralized config\n"
+        "  entries. Here are some simple examples, and more detailed examples are\n"
+        "  available in the subcommands or the documentation.\n\n"
+        "  Write a config:\n\n      $ trellis config write web.serviceconf.hcl\n\n"
+        "  Read a config:\n\n      $ trellis config read -kind service-defaults -name web\n\n"
+        "  List all configs for a type:\n\n      $ trellis config list -kind service-defaults\n\n"
+        "  Delete a config:\n\n      $ trellis config delete -kind service-defaults -name web\n\n"
         "  For more examples, ask for subcommand help or view the documentation.",
     ),
     "connect": (
@@ -96,6 +125,23 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "      $ trellis connect ca rotate\n      $ trellis connect ca roots\n\n"
         "  Fetch a service's certificate and key into a directory:\n\n"
         "      $ trellis connect ca leaf -service web -out-dir ./certs\n\n"
+        "  For more examples, ask for subcommand help or view the documentation.",
+    ),
+    "intention": (
+        "Interact with Connect service intentions",
+        "Usage: trellis intention <subcommand> [options] [args]\n\n"
+        "  This command has subcommands for interacting with intentions. Intentions\n"
+        "  are permissions describing which services are allowed to communicate via\n"
+        "  Connect. Here are some simple examples, and more detailed examples are\n"
+        "  available in the subcommands or the documentation.\n\n"
+        "  Create an intention to allow \"web\" to talk to \"db\":\n\n"
+        "      $ trellis intention create web db\n\n"
+        "  Test whether a \"web\" is allowed to connect to \"db\":\n\n"
+        "      $ trellis intention check web db\n\n"
+        "  Find all intentions for communicating to the \"db\" service:\n\n"
+        "      $ trellis intention match db\n\n"
+        "  Make a rules file's services' intentions what the file says:\n\n"
+        "      $ trellis intention apply rules.hcl\n\n"
         "  For more examples, ask for subcommand help or view the documentation.",
     ),
     "services": (

@@ -65,15 +65,17 @@ def detect_format(filename: str, text: str, fmt: str | None = None) -> Format:
     return "json" if text.lstrip().startswith("{") else "hcl"
 
 
-def parse_text(text: str, *, filename: str, fmt: str | None = None) -> dict[str, Any]:
+def parse_text(text: str, *, filename: str, fmt: str | None = None, merge_labels: bool = True) -> dict[str, Any]:
     """Parse one JSON or HCL document into a plain dict. Pure; loop-safe (CPU only).
 
+    ``merge_labels=False`` keeps HCL blocks that repeat a label apart: the label maps
+    to a list of their bodies, in file order (a rules file merges them its own way).
     Raises ConfigSyntaxError (an InvalidInput) for syntax errors, duplicate keys
     and a top level that is not an object.
     """
     if detect_format(filename, text, fmt) == "json":
         return _parse_json(text, filename)
-    return _parse_hcl(text, filename)
+    return _parse_hcl(text, filename, merge_labels)
 
 
 # --------------------------------------------------------------------------- JSON
@@ -182,7 +184,7 @@ _ACTIONS = {
 _LEXER_ERROR = re.compile(r"^Line (\d+), column (\d+), index \d+: (.*)$", re.S)
 
 
-def _parse_hcl(text: str, filename: str) -> dict[str, Any]:
+def _parse_hcl(text: str, filename: str, merge_labels: bool = True) -> dict[str, Any]:
     from hcl.lexer import Lexer  # imported here: pyhcl is only needed for HCL files
     from hcl.parser import HclParser
 
@@ -206,7 +208,7 @@ def _parse_hcl(text: str, filename: str) -> dict[str, Any]:
         raise ConfigSyntaxError(filename, "nested too deeply") from None
     except Exception as exc:  # noqa: BLE001 — the one boundary where pyhcl's errors enter
         raise ConfigSyntaxError(filename, f"{type(exc).__name__}: {exc}") from None
-    return _Normaliser(text, filename).object(tree if tree is not None else _Pairs())
+    return _Normaliser(text, filename, merge_labels).object(tree if tree is not None else _Pairs())
 
 
 def _raise_syntax(text: str, filename: str, token: Any) -> None:
@@ -226,9 +228,10 @@ def _position(text: str, lexpos: int) -> tuple[int, int]:
 class _Normaliser:
     """Marker tree → plain data (rule 3 of the module docstring)."""
 
-    def __init__(self, text: str, filename: str) -> None:
+    def __init__(self, text: str, filename: str, merge_labels: bool = True) -> None:
         self.text = text
         self.filename = filename
+        self.merge_labels = merge_labels
 
     def error(self, detail: str, key: Any = None) -> ConfigSyntaxError:
         if isinstance(key, _Key) and hasattr(key, "lexpos"):
@@ -269,6 +272,8 @@ class _Normaliser:
         if len(bodies) == 1:
             return self.value(bodies[0][1])
         if all(isinstance(b, _Pairs) for _, b in bodies):
+            if not self.merge_labels:
+                return [self.object(body) for _, body in bodies]
             # DESIGN.md: blocks that repeat a label are merged; attributes set in two
             # of them are duplicates like any other.
             return self.object(_Pairs(pair for _, body in bodies for pair in body))

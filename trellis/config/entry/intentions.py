@@ -93,10 +93,10 @@ def find_legacy(view: View, legacy_id: str) -> tuple[ServiceIntentions, SourceIn
     return None
 
 
-def _source_from(body: IntentionBody, dest_ns: str, *, legacy_id: str = "", now: str = "",
+def _source_from(body: IntentionBody, default_ns: str, *, legacy_id: str = "", now: str = "",
                  created: str = "") -> SourceIntention:
     return SourceIntention(
-        name=body.source_name, namespace=body.source_ns or dest_ns, action=body.action.lower(),
+        name=body.source_name, namespace=body.source_ns or default_ns, action=body.action.lower(),
         permissions=body.permissions, type=body.source_type or "consul", description=body.description,
         legacy_id=legacy_id, legacy_meta=dict(body.meta) if legacy_id else {},
         legacy_create_time=(created or now) if legacy_id else "", legacy_update_time=now if legacy_id else "",
@@ -135,8 +135,8 @@ def _legacy_checks(body: IntentionBody) -> None:
     for label, value in (("SourceName", body.source_name), ("DestinationName", body.destination_name)):
         if not value:
             raise InvalidInput(label, message=f"{label} must be set")
-    for label, ns, name in (("Source", body.source_ns or "default", body.source_name),
-                            ("Destination", body.destination_ns or "default", body.destination_name)):
+    for label, ns, name in (("Source", body.source_ns or "x", body.source_name),
+                            ("Destination", body.destination_ns or "x", body.destination_name)):
         problems = names.name_problems(ns, name)
         if problems:
             raise InvalidInput(f"{label}Name", name, message=label + problems[0].replace("Namespace", "NS", 1))
@@ -151,31 +151,33 @@ def _legacy_checks(body: IntentionBody) -> None:
         raise InvalidInput("SourceType", body.source_type, message="SourceType must be set to 'consul'")
 
 
-def plan_legacy_create(view: View, body: IntentionBody, *, new_id: str, now: str) -> Plan:
+def plan_legacy_create(view: View, body: IntentionBody, *, new_id: str, now: str, namespace: str = "default") -> Plan:
+    """``namespace`` (the request's) fills an empty SourceNS or DestinationNS."""
     if body.id:
-        raise InvalidInput("ID", body.id, message="ID must be empty")
+        raise InvalidInput("ID", body.id, message="ID must be empty when creating a new intention")
     _legacy_checks(body)
-    dest_ns = body.destination_ns or "default"
+    dest_ns = body.destination_ns or namespace
     entry, revision = _entry(view, dest_ns, body.destination_name)
     _refuse_config_entry_edits(entry, body.destination_name)
-    source = _source_from(body, dest_ns, legacy_id=new_id, now=now)
+    source = _source_from(body, namespace, legacy_id=new_id, now=now)
     base = entry or ServiceIntentions(name=body.destination_name, namespace=dest_ns)
     new = dataclasses.replace(base, sources=(*base.sources, source))  # a duplicate is refused by validation
     return _plan(view, new, revision)
 
 
-def plan_legacy_update(view: View, legacy_id: str, body: IntentionBody, *, now: str) -> Plan:
+def plan_legacy_update(view: View, legacy_id: str, body: IntentionBody, *, now: str,
+                       namespace: str = "default") -> Plan:
     found = find_legacy(view, legacy_id)
     if found is None:
         raise NotFound(f"Cannot modify non-existent intention: '{legacy_id}'")
     entry, old = found
     _legacy_checks(body)
-    dest_ns = body.destination_ns or "default"
+    dest_ns = body.destination_ns or namespace
     if (dest_ns, body.destination_name) != (entry.namespace, entry.name):
         raise InvalidInput("DestinationName", body.destination_name,
                            message="Cannot modify Destination partition/namespace/name for an intention once it exists.")
     _, revision = _entry(view, entry.namespace, entry.name)
-    source = _source_from(body, dest_ns, legacy_id=legacy_id, now=now, created=old.legacy_create_time)
+    source = _source_from(body, namespace, legacy_id=legacy_id, now=now, created=old.legacy_create_time)
     kept = tuple(source if s.legacy_id == legacy_id else s for s in entry.sources)
     return _plan(view, dataclasses.replace(entry, sources=kept), revision)
 
