@@ -15,8 +15,9 @@ Rules:
    ``frontend/* => * (deny)``, ``web => db (2 permissions)``; a namespace shows only
    when it is not ``default``.
 3. ``create`` looks the pair up (``GET /exact``) first. Absent: legacy ``POST``, as
-   Consul does. Present and identical (action, description, meta; L4): nothing is
-   written and the command succeeds. Present and different: an error naming the
+   Consul does. Present and the same (L4, same action, and the description and meta
+   the command gives, if it gives any): nothing is written and the command succeeds,
+   so the seed's repeated ``create web api`` works after a ``-description`` one. Present and different: an error naming the
    existing intention, unless ``-replace``, which updates it (``PUT /:id`` for a
    legacy intention, ``PUT /exact`` for one from a config entry).
 4. ``-dry-run`` sends the same write with ``?dry-run`` and prints the decisions it
@@ -389,11 +390,12 @@ def exact_params(source: Ref, destination: Ref) -> list[tuple[str, str]]:
 
 
 def same_intention(existing: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
-    """Rule 3: the same action, description and meta, and ``existing`` is L4. Pure."""
+    """Rule 3: ``existing`` is L4 with the same action, and the description and meta
+    that ``body`` gives (a create that names neither leaves the existing ones be). Pure."""
     return (not existing.get("Permissions")
             and str(existing.get("Action") or "").lower() == str(body.get("Action") or "").lower()
-            and (existing.get("Description") or "") == (body.get("Description") or "")
-            and dict(existing.get("Meta") or {}) == dict(body.get("Meta") or {}))
+            and (not body.get("Description") or existing.get("Description") == body["Description"])
+            and (not body.get("Meta") or dict(existing.get("Meta") or {}) == dict(body["Meta"])))
 
 
 # --------------------------------------------------------------------------- delete and get
