@@ -41,6 +41,7 @@ from trellis.api import (
     routes_connect_ca,
     routes_health,
     routes_intentions,
+    routes_proxycfg,
     routes_status,
 )
 from trellis.api.app import make_app
@@ -94,6 +95,7 @@ class Agent:
         self.runner: Any = None
         self.ca: CAManager | None = None
         self.leaves: LeafManager | None = None
+        self.proxies: Any = None
         self.node_name = cfg.node_name
         self.datacenter = cfg.datacenter
         self.node_id = ""
@@ -337,9 +339,19 @@ class Agent:
                             prune_interval=c.root_prune_interval)
         await self.ca.initialize(c.ca_provider, c.ca_config)
         self.leaves = LeafManager(self.view, self.ca, datacenter=self.datacenter, policy=policy)
+        from trellis.proxycfg.model import DefaultDecision
+        from trellis.proxycfg.watcher import ProxyWatcher
+
+        def default() -> DefaultDecision:
+            d = self.intention_default
+            return DefaultDecision(d.allowed, d.reason)
+
+        self.proxies = ProxyWatcher(self.view, self.leaves, node=self.node_name, datacenter=self.datacenter,
+                                    default=default)
         if c.enabled:
             tg.create_task(self.ca.run(), name="ca")
             tg.create_task(self.leaves.run(), name="leaves")
+            tg.create_task(self.proxies.run(), name="proxycfg")
 
     async def _bootstrap_config_entries(self) -> None:
         """``config_entries { bootstrap = [...] }``: written (upserted) on every start, as
@@ -356,7 +368,7 @@ class Agent:
 
     async def _start_http(self) -> web.AppRunner:
         app = make_app(self, [routes_agent, routes_catalog, routes_health, routes_status, routes_connect_ca, routes_config,
-                        routes_intentions],
+                        routes_intentions, routes_proxycfg],
                        pretty=self.dev, resolver=self.resolver)
         # handler_cancellation: a blocking query whose client hung up stops waiting (STYLE §5)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0,

@@ -1,0 +1,130 @@
+"""/v1/agent/connect/proxy-snapshot/* and /v1/agent/connect/proxies: the snapshots the
+agent builds for the proxies it serves, and the registry of those proxies (trellis's
+own API, used by `trellis connect proxy`; DESIGN: decisions that cut across issues).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from trellis.acl import Access
+from trellis.api import params
+from trellis.api.app import AUTHZ, CTX, blocking_headers, json_response, read_json
+from trellis.api.blocking import parse_query_options
+from trellis.catalog.model import Proxy, Service, ServiceKind, Upstream
+from trellis.errors import InvalidInput
+from trellis.proxycfg.build import to_json
+
+
+def add_routes(r: web.UrlDispatcher) -> None:
+    r.add_get("/v1/agent/connect/proxy-snapshot/{id}", snapshot)
+    r.add_put("/v1/agent/connect/proxy-snapshot/{id}/status", status)
+    r.add_get("/v1/agent/connect/proxies", list_proxies)
+    r.add_post("/v1/agent/connect/proxies", add_proxy)
+    r.add_delete("/v1/agent/connect/proxies/{id}", remove_proxy)
+    r.add_put("/v1/agent/connect/proxies/{id}/stop", stop_proxy)
+
+
+def _watcher(request: web.Request) -> Any:
+    return request.app[CTX].proxies
+
+
+async def snapshot(request: web.Request) -> web.Response:
+    proxy_id = request.match_info["id"]
+    opts = parse_query_options(request.query)
+    w = _watcher(request)
+    proxy = w.proxy(proxy_id)
+    if proxy is not None:
+        request[AUTHZ].require("service", proxy.name, Access.WRITE)
+    snap = await w.get(proxy_id, index=opts.index, wait=opts.wait)
+    return json_response(request, to_json(snap), **blocking_headers(snap.index))
+
+
+async def status(request: web.Request) -> web.Response:
+    proxy_id = request.match_info["id"]
+    body = await read_json(request) or {}
+    if not isinstance(body, dict):
+        raise InvalidInput("body", message="expected a JSON object with AppliedVersion")
+    w = _watcher(request)
+    proxy = w.proxy(proxy_id)
+    if proxy is not None:
+        request[AUTHZ].require("service", proxy.name, Access.WRITE)
+    st = w.report(proxy_id, applied_version=str(body.get("AppliedVersion", "")),
+                  connections=_int(body.get("Connections")), pid=_int(body.get("PID")),
+                  data_plane=str(body.get("DataPlane") or "builtin"),
+                  extra=body.get("Extra") if isinstance(body.get("Extra"), dict) else None)
+    return json_response(request, {"Stop": st.stop_requested})
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+async def list_proxies(request: web.Request) -> web.Response:
+    w = _watcher(request)
+    out = []
+    for proxy_id in sorted(set(w.snapshots) | set(w.status)):
+        proxy = w.proxy(proxy_id)
+        if proxy is None or not request[AUTHZ].allowed("service", proxy.name, Access.READ):
+            continue
+        snap = w.snapshots.get(proxy_id)
+        st = w.status.get(proxy_id)
+        out.append({
+            "ProxyID": proxy_id, "Service": snap.service if snap else "", "Kind": "connect-proxy",
+            "DataPlane": st.data_plane if st else "",
+            "PublicListener": f"{snap.public.bind_address}:{snap.public.bind_port}" if snap else "",
+            "Upstreams": [f"{u.destination_name}@{u.key}" for u in snap.upstreams] if snap else [],
+            "LeafValidBefore": snap.leaf.valid_before if snap and snap.leaf else 0,
+            "Connections": st.connections if st else 0,
+            "SnapshotVersion": snap.version if snap else "", "SentVersion": st.sent_version if st else "",
+            "AppliedVersion": st.applied_version if st else "", "LastSeen": st.last_seen if st else 0,
+            "PID": st.pid if st else 0, "Ephemeral": proxy_id in w.ephemeral,
+        })
+    return json_response(request, out)
+
+
+async def add_proxy(request: web.Request) -> web.Response:
+    """A proxy with no catalog registration: ``connect proxy -service N -listen ...``."""
+    body = await read_json(request)
+    if not isinstance(body, dict) or not body.get("Service"):
+        raise InvalidInput("Service", message="Service is required: the name of the service the proxy stands for")
+    service = str(body["Service"])
+    request[AUTHZ].require("service", service, Access.WRITE)
+    upstreams = []
+    for i, u in enumerate(body.get("Upstreams") or []):
+        if not isinstance(u, dict) or not u.get("DestinationName") or not _int(u.get("LocalBindPort")):
+            raise InvalidInput(f"Upstreams[{i}]", message=f"Upstreams[{i}]: DestinationName and LocalBindPort are required")
+        upstreams.append(Upstream(destination_name=str(u["DestinationName"]),
+                                  local_bind_address=str(u.get("LocalBindAddress") or "127.0.0.1"),
+                                  local_bind_port=_int(u["LocalBindPort"]), datacenter=str(u.get("Datacenter") or ""),
+                                  config=dict(u.get("Config") or {})))
+    ctx = request.app[CTX]
+    proxy_id = str(body.get("ID") or f"{service}-proxy-{uuid.uuid4().hex[:8]}")
+    proxy = Service(
+        node=ctx.node_name, id=proxy_id, name=f"{service}-proxy", kind=ServiceKind.CONNECT_PROXY,
+        namespace=params.namespace(request.query, request.headers), address=str(body.get("ListenAddress") or ""),
+        port=_int(body.get("ListenPort")), datacenter=ctx.datacenter,
+        proxy=Proxy(destination_service_name=service, local_service_address=str(body.get("ServiceAddress") or ""),
+                    local_service_port=_int(body.get("ServicePort")), upstreams=tuple(upstreams),
+                    config=dict(body.get("Config") or {})),
+    )
+    _watcher(request).add_ephemeral(proxy)
+    return json_response(request, {"ID": proxy_id})
+
+
+async def remove_proxy(request: web.Request) -> web.Response:
+    _watcher(request).remove_ephemeral(request.match_info["id"])
+    return json_response(request, True)
+
+
+async def stop_proxy(request: web.Request) -> web.Response:
+    w = _watcher(request)
+    proxy_id = request.match_info["id"]
+    proxy = w.proxy(proxy_id)
+    if proxy is not None:
+        request[AUTHZ].require("service", proxy.name, Access.WRITE)
+    w.request_stop(proxy_id)
+    return json_response(request, True)

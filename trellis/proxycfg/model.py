@@ -1,0 +1,108 @@
+"""The proxy snapshot: one frozen value per proxy, the same for the built-in proxy
+(as JSON) and for Envoy (translated to xDS).
+
+Rules:
+1. A snapshot is self-contained: identity, leaf, trust bundle, public listener,
+   upstreams with every endpoint and its health, and the intentions that can decide
+   for its service, so the proxy never calls the agent per connection.
+2. Endpoints carry their health and are not pre-filtered (DESIGN: one health rule,
+   applied by each data plane with ``usable_endpoints``): critical ones get no traffic,
+   warning ones do.
+3. ``version`` is a hash of everything but itself and ``index``: equal content, equal
+   version; the watcher publishes only when it changes.
+4. The JSON form (store/doc.py's) is trellis's own API, snake_case; it is not Consul's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from trellis.connect.intentions.model import Intention
+
+CONNECT_PROXY = "connect-proxy"
+PASSING, WARNING, CRITICAL = "passing", "warning", "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    address: str
+    port: int
+    node: str
+    service_id: str  # the proxy instance's ID
+    health: str  # passing | warning | critical (rule 2)
+    weight: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSnapshot:
+    """One upstream listener and where it leads."""
+
+    destination_name: str
+    destination_namespace: str
+    datacenter: str
+    local_bind_address: str
+    local_bind_port: int
+    protocol: str
+    connect_timeout_ms: int  # 0: the data plane's default
+    sni: str  # <service>.<ns>.<dc>.internal.<trust domain>: Envoy's cluster name too
+    spiffe_id: str  # what the upstream's certificate must say
+    endpoints: tuple[Endpoint, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+    error: str = ""  # set when this upstream cannot be served (e.g. another datacenter)
+
+    @property
+    def key(self) -> str:
+        return f"{self.local_bind_address}:{self.local_bind_port}"
+
+
+@dataclass(frozen=True, slots=True)
+class LeafSnapshot:
+    cert_pem: str  # leaf + intermediates
+    private_key_pem: str
+    service_uri: str
+    serial: str
+    valid_before: float  # epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
+class PublicListener:
+    bind_address: str
+    bind_port: int
+    local_service_address: str
+    local_service_port: int
+    protocol: str
+    local_connect_timeout_ms: int  # 0: the data plane's default
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultDecision:
+    allowed: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectProxySnapshot:
+    proxy_id: str
+    proxy_name: str
+    namespace: str
+    datacenter: str
+    trust_domain: str
+    service: str  # the destination service the proxy stands for
+    service_id: str
+    public: PublicListener
+    leaf: LeafSnapshot | None
+    roots: tuple[str, ...]  # PEM, every trusted root
+    intentions: tuple[Intention, ...]  # those whose destination covers the service, in order
+    default: DefaultDecision
+    upstreams: tuple[UpstreamSnapshot, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)  # the proxy registration's Proxy.Config
+    kind: str = CONNECT_PROXY
+    stop: bool = False  # the agent asks the proxy to drain and exit (`connect proxy -stop`)
+    version: str = ""
+    index: int = 0
+
+
+def usable_endpoints(endpoints: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
+    """DESIGN's health rule: critical endpoints get no traffic; warning ones do."""
+    return tuple(e for e in endpoints if e.health != CRITICAL)

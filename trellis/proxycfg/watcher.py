@@ -1,0 +1,232 @@
+"""The agent's proxy snapshots (shell): one follower task per proxy it serves.
+
+    local connect-proxy services (view) ─┐
+    ephemeral proxies (POST .../proxies) ┴─▶ ProxyWatcher.run ─▶ one _follow task each
+        _follow: leaf (LeafManager) + view ─▶ build (pure) ─▶ new version? publish
+                 wait: any watch key moves, or the leaf changes ─▶ debounce ─▶ again
+
+Rules:
+1. Published snapshots are latest-value-wins: a reader asks with the index it has
+   and gets the newest snapshot past it (STYLE §5); a slow reader never blocks a rebuild.
+2. A rebuild waits ``debounce`` (DESIGN: 10-20 ms) after a change, so a burst of
+   writes costs one snapshot.
+3. The registry remembers, per proxy, the version sent and the version the proxy
+   reports as applied (its heartbeat), with the proxy's own figures (connections, pid);
+   ``-list`` shows it.
+4. A proxy's leaf failing to issue (rate limited, CA not ready) is retried; the last
+   snapshot stays published meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from trellis.agent.leafcert import LeafCert, LeafManager
+from trellis.catalog.model import Service, ServiceKind
+from trellis.errors import NotFound, TrellisError
+from trellis.proxycfg import build as builder
+from trellis.proxycfg.model import ConnectProxySnapshot, DefaultDecision, LeafSnapshot
+from trellis.store.view import View
+
+log = logging.getLogger("trellis.proxycfg")
+
+DEBOUNCE = 0.015
+LEAF_RETRY = 1.0
+
+
+@dataclass(slots=True)
+class ProxyStatus:
+    proxy_id: str
+    kind: str = "connect-proxy"
+    data_plane: str = ""  # "builtin" | "envoy", from the heartbeat
+    sent_version: str = ""
+    sent_index: int = 0
+    applied_version: str = ""
+    last_seen: float = 0.0
+    connections: int = 0
+    pid: int = 0
+    stop_requested: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ProxyWatcher:
+    def __init__(self, view: View, leaves: LeafManager, *, node: str, datacenter: str,
+                 default: Callable[[], DefaultDecision], debounce: float = DEBOUNCE,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.view = view
+        self.leaves = leaves
+        self.node = node
+        self.datacenter = datacenter
+        self.default = default
+        self.debounce = debounce
+        self.clock = clock
+        self.snapshots: dict[str, ConnectProxySnapshot] = {}
+        self.status: dict[str, ProxyStatus] = {}
+        self.ephemeral: dict[str, Service] = {}
+        self._changed: dict[str, asyncio.Future] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._index = 0
+        self._roster_changed = asyncio.Event()
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self.rebuilds = 0
+
+    # -- reads ------------------------------------------------------------------------------
+    def proxy(self, proxy_id: str) -> Service | None:
+        found = self.ephemeral.get(proxy_id)
+        if found is not None:
+            return found
+        return next((s for s in self.view["services"].on_node(self.node)
+                     if s.id == proxy_id and s.kind is ServiceKind.CONNECT_PROXY), None)
+
+    async def get(self, proxy_id: str, *, index: int = 0, wait: float = 0.0) -> ConnectProxySnapshot:
+        """The newest snapshot past ``index`` (rule 1), or the current one when ``wait`` ends.
+        Raises NotFound for a proxy this agent does not serve."""
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            if self.proxy(proxy_id) is None:
+                raise NotFound(f"unknown proxy ID: {proxy_id} (not a connect-proxy registered with this agent)")
+            snap = self.snapshots.get(proxy_id)
+            if snap is not None and (index == 0 or snap.index > index):
+                return self._sent(snap)
+            remaining = deadline - asyncio.get_running_loop().time()
+            if snap is not None and remaining <= 0:
+                return self._sent(snap)
+            fut = self._changed.get(proxy_id)
+            if fut is None or fut.done():
+                fut = self._changed[proxy_id] = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(max(remaining, 0.05) if snap is not None else max(remaining, 5.0)):
+                    await asyncio.shield(fut)
+            except TimeoutError:
+                if snap is None:
+                    raise TrellisError(f"no snapshot for {proxy_id} yet (its leaf may not be issued yet)") from None
+
+    def _sent(self, snap: ConnectProxySnapshot) -> ConnectProxySnapshot:
+        st = self.status.setdefault(snap.proxy_id, ProxyStatus(snap.proxy_id))
+        st.sent_version, st.sent_index = snap.version, snap.index
+        return snap
+
+    # -- the registry --------------------------------------------------------------------------
+    def report(self, proxy_id: str, *, applied_version: str, connections: int = 0, pid: int = 0,
+               data_plane: str = "builtin", extra: dict[str, Any] | None = None) -> ProxyStatus:
+        if self.proxy(proxy_id) is None:
+            raise NotFound(f"unknown proxy ID: {proxy_id}")
+        st = self.status.setdefault(proxy_id, ProxyStatus(proxy_id))
+        st.applied_version, st.connections, st.pid = applied_version, connections, pid
+        st.data_plane, st.last_seen = data_plane, self.clock()
+        st.extra = dict(extra or {})
+        return st
+
+    def request_stop(self, proxy_id: str) -> None:
+        if self.proxy(proxy_id) is None:
+            raise NotFound(f"unknown proxy ID: {proxy_id}")
+        self.status.setdefault(proxy_id, ProxyStatus(proxy_id)).stop_requested = True
+        self._poke(proxy_id)
+
+    def add_ephemeral(self, service: Service) -> None:
+        """A proxy with no catalog registration (``connect proxy -service`` without ``-register``)."""
+        self.ephemeral[service.id] = service
+        self._roster_changed.set()
+
+    def remove_ephemeral(self, proxy_id: str) -> None:
+        if self.ephemeral.pop(proxy_id, None) is not None:
+            self._roster_changed.set()
+
+    def _poke(self, proxy_id: str) -> None:
+        self._wakeups.setdefault(proxy_id, asyncio.Event()).set()
+
+    # -- the background work ------------------------------------------------------------------------
+    async def run(self) -> None:
+        key = ("node-services", self.node.lower())
+        try:
+            while True:
+                index = self.view.index_of([key])
+                self._sync_tasks()
+                self._roster_changed.clear()
+                waiter = asyncio.ensure_future(self.view.wait_change([key], index, 3600))
+                roster = asyncio.ensure_future(self._roster_changed.wait())
+                try:
+                    await asyncio.wait([waiter, roster], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+                    roster.cancel()
+        finally:
+            for task in self._tasks.values():
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def _sync_tasks(self) -> None:
+        wanted = {s.id for s in self.view["services"].on_node(self.node) if s.kind is ServiceKind.CONNECT_PROXY}
+        wanted |= set(self.ephemeral)
+        for proxy_id in list(self._tasks):
+            if proxy_id not in wanted:
+                self._tasks.pop(proxy_id).cancel()
+                self.snapshots.pop(proxy_id, None)
+                self.status.pop(proxy_id, None)
+                self._wake(proxy_id)
+        for proxy_id in wanted - set(self._tasks):
+            self._tasks[proxy_id] = asyncio.create_task(self._follow(proxy_id), name=f"proxycfg:{proxy_id}")
+
+    def _wake(self, proxy_id: str) -> None:
+        fut = self._changed.get(proxy_id)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    async def _follow(self, proxy_id: str) -> None:
+        leaf: LeafCert | None = None
+        while True:
+            proxy = self.proxy(proxy_id)
+            if proxy is None or proxy.proxy is None:
+                return
+            ns, service = proxy.namespace, proxy.proxy.destination_service_name
+            try:
+                leaf = await self.leaves.get(ns, service)
+            except TrellisError as exc:  # rule 4
+                log.warning("proxy %s: no leaf for %s yet (%s); retrying", proxy_id, service, exc)
+                await asyncio.sleep(LEAF_RETRY)
+                continue
+            result = builder.build(self.view, proxy, datacenter=self.datacenter, leaf=_leaf_snapshot(leaf),
+                                   default=self.default(), stop=self._stopping(proxy_id))
+            self._publish(proxy_id, result.value)
+            await self._wait(proxy_id, result.watch, result.index, ns, service, leaf)
+            await asyncio.sleep(self.debounce)  # rule 2
+
+    def _stopping(self, proxy_id: str) -> bool:
+        st = self.status.get(proxy_id)
+        return bool(st and st.stop_requested)
+
+    def _publish(self, proxy_id: str, snap: ConnectProxySnapshot) -> None:
+        current = self.snapshots.get(proxy_id)
+        if current is not None and current.version == snap.version:
+            return
+        self._index = max(self._index + 1, self.view.revision)
+        self.snapshots[proxy_id] = replace(snap, index=self._index)
+        self.rebuilds += 1
+        self._wake(proxy_id)
+
+    async def _wait(self, proxy_id: str, watch: frozenset, index: int, ns: str, service: str,
+                    leaf: LeafCert) -> None:
+        poke = self._wakeups.setdefault(proxy_id, asyncio.Event())
+        poke.clear()
+        waits = [
+            asyncio.ensure_future(self.view.wait_change(watch, index, 3600)),
+            asyncio.ensure_future(self.leaves.get(ns, service, index=leaf.index, wait=3600)),
+            asyncio.ensure_future(poke.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+
+def _leaf_snapshot(leaf: LeafCert) -> LeafSnapshot:
+    return LeafSnapshot(cert_pem=leaf.cert_pem, private_key_pem=leaf.private_key_pem,
+                        service_uri=leaf.signed.service_uri, serial=leaf.signed.serial,
+                        valid_before=leaf.signed.valid_before)
