@@ -33,6 +33,7 @@ from trellis import __version__
 from trellis.agent.agent import Agent
 from trellis.agent.identity import revision_string
 from trellis.config.agent_config import AgentConfig, Ports
+from trellis.config.agent_model import ConnectConfig
 from trellis.health import rules
 from trellis.testing.agent import free_port
 
@@ -386,9 +387,11 @@ async def _capture(cfg: AgentConfig) -> dict[str, Captured]:
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     data_dir = str(tmp_path_factory.mktemp("golden-agent"))
     http_port, grpc_port = free_port(), free_port()
+    # Connect off: the CA's leaves for the sidecars registered here would be issued (and
+    # their issued mark written) at moments of their own, moving the indexes read below.
     cfg = AgentConfig(
         node_name=NODE, node_id=NODE_ID, data_dir=data_dir, server=True, advertise_addr="127.0.0.1",
-        ports=Ports(http=http_port, dns=-1, grpc=grpc_port),
+        ports=Ports(http=http_port, dns=-1, grpc=grpc_port), connect=ConnectConfig(enabled=False),
     )
     with pytest.MonkeyPatch.context() as mp:
         # Probes start an hour out: statuses stay as registered, outputs empty,
