@@ -1,0 +1,162 @@
+"""The proxy snapshot built from the view, and the watcher that keeps it current:
+what goes in, what a write changes, and how fast the watcher republishes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+
+import pytest
+
+from trellis.agent.leafcert import LeafManager
+from trellis.catalog import write
+from trellis.catalog.model import Check, CheckStatus, Node, Proxy, Service, ServiceKind, Upstream
+from trellis.config.entry.decode import decode_entry
+from trellis.config.entry.write import plan_put
+from trellis.connect.ca.manager import CAManager
+from trellis.proxycfg import build as builder
+from trellis.proxycfg.model import DefaultDecision, usable_endpoints
+from trellis.proxycfg.watcher import ProxyWatcher
+from trellis.store.writer import Plan
+from trellis.testing.builders import running_view
+
+ALLOW = DefaultDecision(True, "Default intention policy")
+
+
+def sidecar(name: str, port: int, *, node: str = "n1", upstreams: tuple[Upstream, ...] = (),
+            config: dict | None = None) -> Service:
+    return Service(node=node, id=f"{name}-sidecar-proxy", name=f"{name}-sidecar-proxy", kind=ServiceKind.CONNECT_PROXY,
+                   port=port, address="127.0.0.1",
+                   proxy=Proxy(destination_service_name=name, destination_service_id=name, local_service_port=8080,
+                               upstreams=upstreams, config=config or {}))
+
+
+async def put(writer, view, *items) -> None:
+    def plan(v) -> Plan:
+        p = Plan()
+        for item in items:
+            if isinstance(item, Node):
+                write.put_node(p, v, item)
+            elif isinstance(item, Service):
+                write.put_service(p, v, item)
+            else:
+                write.put_check(p, v, item, keep_state=False)
+        return p
+
+    await writer.apply(plan)
+
+
+async def entry(writer, data: dict) -> None:
+    e = decode_entry(data)
+    await writer.apply(lambda v: plan_put(v, e))
+
+
+@contextlib.asynccontextmanager
+async def mesh():
+    async with running_view() as (view, writer, _):
+        ca = CAManager(view, writer, datacenter="dc1")
+        await ca.initialize("consul", {"csr_max_per_second": 0})
+        await put(writer, view, Node(name="n1", address="10.0.0.1"), Node(name="n2", address="10.0.0.2"))
+        yield view, writer, ca
+
+
+UPSTREAMS = (Upstream(destination_name="api", local_bind_port=9191),
+             Upstream(destination_name="db", datacenter="dc2", local_bind_port=9192),
+             Upstream(destination_name="q", destination_type="prepared_query", local_bind_port=9193))
+
+
+async def test_a_snapshot_carries_identity_listeners_upstreams_and_the_intentions_that_can_decide():
+    async with mesh() as (view, writer, ca):
+        web = sidecar("web", 21000, upstreams=UPSTREAMS)
+        api_a, api_b = sidecar("api", 21001), sidecar("api", 21002, node="n2")
+        await put(writer, view, web, api_a, api_b,
+                  Check(node="n2", check_id="api-down", name="api-down", service_id=api_b.id,
+                        service_name=api_b.name, status=CheckStatus.CRITICAL))
+        await entry(writer, {"Kind": "service-intentions", "Name": "web", "Sources": [{"Name": "ops", "Action": "deny"}]})
+        await entry(writer, {"Kind": "service-intentions", "Name": "*", "Sources": [{"Name": "*", "Action": "allow"}]})
+        await entry(writer, {"Kind": "service-intentions", "Name": "other", "Sources": [{"Name": "x", "Action": "deny"}]})
+        snap = builder.build(view, web, datacenter="dc1", leaf=None, default=ALLOW).value
+        td = ca.table.trust_domain
+        assert (snap.service, snap.public.bind_port, snap.public.local_service_port) == ("web", 21000, 8080)
+        assert snap.roots and snap.trust_domain == td
+        assert [(i.source_name, i.destination_name) for i in snap.intentions] == [("ops", "web"), ("*", "*")]
+        api, db, q = snap.upstreams
+        assert api.sni == f"api.default.dc1.internal.{td}" and api.spiffe_id == f"spiffe://{td}/ns/default/dc/dc1/svc/api"
+        assert sorted((e.address, e.port, e.health) for e in api.endpoints) == [
+            ("127.0.0.1", 21001, "passing"), ("127.0.0.1", 21002, "critical")]
+        assert [e.port for e in usable_endpoints(api.endpoints)] == [21001]
+        assert "datacenter 'dc2'" in db.error and not db.endpoints
+        assert "prepared-query" in q.error
+
+
+@pytest.mark.parametrize(("entries", "registration", "expected"), [
+    ([], {}, "tcp"),
+    ([{"Kind": "proxy-defaults", "Config": {"protocol": "http"}}], {}, "http"),
+    ([{"Kind": "proxy-defaults", "Config": {"protocol": "http"}}], {"protocol": "grpc"}, "grpc"),
+    ([{"Kind": "service-defaults", "Name": "web", "Protocol": "http2"},
+      {"Kind": "proxy-defaults", "Config": {"protocol": "http"}}], {"protocol": "grpc"}, "http2"),
+], ids=["default-tcp", "proxy-defaults", "registration-over-proxy-defaults", "service-defaults-first"])
+async def test_the_public_protocol_follows_designs_order(entries, registration, expected):
+    async with mesh() as (view, writer, _):
+        for e in entries:
+            await entry(writer, e)
+        web = sidecar("web", 21000, config=registration)
+        await put(writer, view, web)
+        assert builder.build(view, web, datacenter="dc1", leaf=None, default=ALLOW).value.public.protocol == expected
+
+
+async def test_the_version_is_a_content_hash():
+    async with mesh() as (view, writer, _):
+        web = sidecar("web", 21000)
+        await put(writer, view, web)
+        one = builder.build(view, web, datacenter="dc1", leaf=None, default=ALLOW).value
+        again = builder.build(view, web, datacenter="dc1", leaf=None, default=ALLOW).value
+        other = builder.build(view, web, datacenter="dc1", leaf=None, default=DefaultDecision(False, "x")).value
+        assert one.version == again.version != other.version
+        assert builder.from_json(builder.to_json(one)) == one
+
+
+async def test_the_watcher_republishes_on_a_relevant_write_and_not_on_an_unrelated_one():
+    async with mesh() as (view, writer, ca):
+        leaves = LeafManager(view, ca, datacenter="dc1")
+        watcher = ProxyWatcher(view, leaves, node="n1", datacenter="dc1", default=lambda: ALLOW, debounce=0.005)
+        tasks = [asyncio.create_task(leaves.run()), asyncio.create_task(watcher.run())]
+        try:
+            await put(writer, view, sidecar("web", 21000, upstreams=UPSTREAMS[:1]))
+            first = await watcher.get("web-sidecar-proxy", wait=5)
+            assert first.leaf is not None and first.leaf.service_uri.endswith("/svc/web")
+            await put(writer, view, sidecar("unrelated", 21005, node="n2"))
+            same = await watcher.get("web-sidecar-proxy", index=first.index, wait=0.2)
+            assert same.index == first.index
+            await put(writer, view, sidecar("api", 21001, node="n2"))  # an upstream endpoint appears
+            second = await asyncio.wait_for(watcher.get("web-sidecar-proxy", index=first.index, wait=5), 5)
+            assert [e.port for e in second.upstreams[0].endpoints] == [21001]
+            await ca.rotate()  # new roots and, after the jitter, a new leaf
+            third = await asyncio.wait_for(watcher.get("web-sidecar-proxy", index=second.index, wait=5), 5)
+            assert len(third.roots) == 2
+            watcher.request_stop("web-sidecar-proxy")
+            stopping = await asyncio.wait_for(watcher.get("web-sidecar-proxy", index=third.index, wait=5), 5)
+            assert stopping.stop
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_an_unknown_proxy_is_not_found():
+    from trellis.errors import NotFound
+
+    async with mesh() as (view, _, ca):
+        watcher = ProxyWatcher(view, LeafManager(view, ca, datacenter="dc1"), node="n1", datacenter="dc1",
+                               default=lambda: ALLOW)
+        with pytest.raises(NotFound, match="unknown proxy ID: nope"):
+            await watcher.get("nope")
+
+
+def test_usable_endpoints_keep_warning_and_drop_critical():
+    from trellis.proxycfg.model import Endpoint
+
+    eps = tuple(Endpoint("a", p, "n", f"s{p}", h) for p, h in ((1, "passing"), (2, "warning"), (3, "critical")))
+    assert [e.port for e in usable_endpoints(eps)] == [1, 2]
+    assert dataclasses.replace(eps[0], health="critical") not in usable_endpoints(eps)
