@@ -5,6 +5,7 @@ own API, used by `trellis connect proxy`; DESIGN: decisions that cut across issu
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -15,7 +16,7 @@ from trellis.api import params
 from trellis.api.app import AUTHZ, CTX, blocking_headers, json_response, read_json
 from trellis.api.blocking import parse_query_options
 from trellis.catalog.model import Proxy, Service, ServiceKind, Upstream
-from trellis.errors import InvalidInput
+from trellis.errors import InvalidInput, NotFound
 from trellis.proxycfg.build import to_json
 
 
@@ -87,20 +88,18 @@ async def list_proxies(request: web.Request) -> web.Response:
 
 
 async def add_proxy(request: web.Request) -> web.Response:
-    """A proxy with no catalog registration: ``connect proxy -service N -listen ...``."""
+    """A proxy with no catalog registration: ``connect proxy -service N -listen ...``;
+    or, with ``Base``, a registered proxy plus more upstreams (``-sidecar-for X -upstream``)."""
     body = await read_json(request)
-    if not isinstance(body, dict) or not body.get("Service"):
+    if not isinstance(body, dict):
+        raise InvalidInput("body", message="expected a JSON object")
+    if body.get("Base"):
+        return await _extend(request, body)
+    if not body.get("Service"):
         raise InvalidInput("Service", message="Service is required: the name of the service the proxy stands for")
     service = str(body["Service"])
     request[AUTHZ].require("service", service, Access.WRITE)
-    upstreams = []
-    for i, u in enumerate(body.get("Upstreams") or []):
-        if not isinstance(u, dict) or not u.get("DestinationName") or not _int(u.get("LocalBindPort")):
-            raise InvalidInput(f"Upstreams[{i}]", message=f"Upstreams[{i}]: DestinationName and LocalBindPort are required")
-        upstreams.append(Upstream(destination_name=str(u["DestinationName"]),
-                                  local_bind_address=str(u.get("LocalBindAddress") or "127.0.0.1"),
-                                  local_bind_port=_int(u["LocalBindPort"]), datacenter=str(u.get("Datacenter") or ""),
-                                  config=dict(u.get("Config") or {})))
+    upstreams = _upstreams(body)
     ctx = request.app[CTX]
     proxy_id = str(body.get("ID") or f"{service}-proxy-{uuid.uuid4().hex[:8]}")
     proxy = Service(
@@ -112,6 +111,39 @@ async def add_proxy(request: web.Request) -> web.Response:
                     config=dict(body.get("Config") or {})),
     )
     _watcher(request).add_ephemeral(proxy)
+    return json_response(request, {"ID": proxy_id})
+
+
+def _upstreams(body: dict[str, Any]) -> list[Upstream]:
+    out = []
+    for i, u in enumerate(body.get("Upstreams") or []):
+        if not isinstance(u, dict) or not u.get("DestinationName") or not _int(u.get("LocalBindPort")):
+            raise InvalidInput(f"Upstreams[{i}]", message=f"Upstreams[{i}]: DestinationName and LocalBindPort are required")
+        out.append(Upstream(destination_name=str(u["DestinationName"]),
+                            local_bind_address=str(u.get("LocalBindAddress") or "127.0.0.1"),
+                            local_bind_port=_int(u["LocalBindPort"]), datacenter=str(u.get("Datacenter") or ""),
+                            config=dict(u.get("Config") or {})))
+    return out
+
+
+async def _extend(request: web.Request, body: dict[str, Any]) -> web.Response:
+    w = _watcher(request)
+    base = w.proxy(str(body["Base"]))
+    if base is None or base.proxy is None:
+        raise NotFound(f"unknown proxy ID: {body['Base']}")
+    request[AUTHZ].require("service", base.name, Access.WRITE)
+    added = _upstreams(body)
+    taken = {(u.local_bind_address or "127.0.0.1", u.local_bind_port): u.destination_name for u in base.proxy.upstreams}
+    for u in added:
+        clash = taken.get((u.local_bind_address, u.local_bind_port))
+        if clash is not None:
+            raise InvalidInput("Upstreams", message=f"upstream {u.destination_name}: {u.local_bind_address}:"
+                                                    f"{u.local_bind_port} is already the bind address of upstream {clash}")
+        taken[(u.local_bind_address, u.local_bind_port)] = u.destination_name
+    proxy_id = f"{base.id}-cli-{uuid.uuid4().hex[:6]}"
+    extended = dataclasses.replace(base, id=proxy_id, proxy=dataclasses.replace(
+        base.proxy, upstreams=(*base.proxy.upstreams, *added)))
+    w.add_ephemeral(extended)
     return json_response(request, {"ID": proxy_id})
 
 

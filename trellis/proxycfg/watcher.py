@@ -37,6 +37,7 @@ log = logging.getLogger("trellis.proxycfg")
 
 DEBOUNCE = 0.015
 LEAF_RETRY = 1.0
+EPHEMERAL_SILENCE = 60.0  # seconds without a heartbeat before an ephemeral proxy is dropped
 
 
 @dataclass(slots=True)
@@ -129,9 +130,21 @@ class ProxyWatcher:
         self._poke(proxy_id)
 
     def add_ephemeral(self, service: Service) -> None:
-        """A proxy with no catalog registration (``connect proxy -service`` without ``-register``)."""
+        """A proxy with no catalog registration (``connect proxy -service`` without
+        ``-register``). It is dropped after ``EPHEMERAL_SILENCE`` without a heartbeat."""
         self.ephemeral[service.id] = service
+        self.status.setdefault(service.id, ProxyStatus(service.id)).last_seen = self.clock()
         self._roster_changed.set()
+
+    def reap_ephemeral(self) -> list[str]:
+        """Drop ephemeral proxies whose process went silent; returns their IDs."""
+        now = self.clock()
+        silent = [pid for pid in self.ephemeral
+                  if now - self.status.get(pid, ProxyStatus(pid)).last_seen > EPHEMERAL_SILENCE]
+        for proxy_id in silent:
+            log.info("dropping ephemeral proxy %s: no heartbeat for %.0fs", proxy_id, EPHEMERAL_SILENCE)
+            self.remove_ephemeral(proxy_id)
+        return silent
 
     def remove_ephemeral(self, proxy_id: str) -> None:
         if self.ephemeral.pop(proxy_id, None) is not None:
@@ -146,9 +159,10 @@ class ProxyWatcher:
         try:
             while True:
                 index = self.view.index_of([key])
+                self.reap_ephemeral()
                 self._sync_tasks()
                 self._roster_changed.clear()
-                waiter = asyncio.ensure_future(self.view.wait_change([key], index, 3600))
+                waiter = asyncio.ensure_future(self.view.wait_change([key], index, EPHEMERAL_SILENCE / 4))
                 roster = asyncio.ensure_future(self._roster_changed.wait())
                 try:
                     await asyncio.wait([waiter, roster], return_when=asyncio.FIRST_COMPLETED)
