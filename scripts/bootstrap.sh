@@ -1,8 +1,14 @@
 #!/bin/sh
 # Create the project's virtualenv. On a fresh Debian the interpreter may come
 # without ensurepip (package python3-venv); install it from Debian's archive then.
+# The tests also run the openssl command (as a user would check a certificate):
+# installed from Debian's archive when missing.
 set -eu
 VENV="${1:-.venv}"
+if ! command -v openssl >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl
+fi
 if [ -x "$VENV/bin/python" ]; then exit 0; fi
 if ! python3 -m venv "$VENV" 2>/dev/null; then
     rm -rf "$VENV"
