@@ -204,6 +204,8 @@ class Agent:
                     await self._stop.wait()
                 finally:
                     log.info("shutting down")
+                    if self.proxies is not None:
+                        self.proxies.release()  # parked proxies get their snapshot back now
                     await http.cleanup()
                 raise _Stopped
         except* _Stopped:
@@ -346,8 +348,15 @@ class Agent:
             d = self.intention_default
             return DefaultDecision(d.allowed, d.reason)
 
+        def proxy_up(proxy: Any) -> None:
+            # its TCP/HTTP checks see it listening now, not at their next interval
+            if self.runner is not None:
+                from trellis.health.model import ServiceKey
+
+                self.runner.probe_now(ServiceKey(proxy.namespace, proxy.id))
+
         self.proxies = ProxyWatcher(self.view, self.leaves, node=self.node_name, datacenter=self.datacenter,
-                                    default=default)
+                                    default=default, on_proxy_up=proxy_up)
         if c.enabled:
             tg.create_task(self.ca.run(), name="ca")
             tg.create_task(self.leaves.run(), name="leaves")

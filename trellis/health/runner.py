@@ -283,7 +283,7 @@ class CheckRunner:
 
     async def _run_probe(self, entry: _Entry, run_probe: Probe) -> None:
         interval = rules.probe_interval(entry.check.definition, self._min_interval)
-        await asyncio.sleep(rules.first_delay(interval, self._max_stagger, self._rand()))
+        await self._pause(entry, rules.first_delay(interval, self._max_stagger, self._rand()))
         while True:
             try:
                 result = await run_probe()
@@ -291,7 +291,28 @@ class CheckRunner:
                 log.exception("check %s: probe failed", entry.key)
                 result = ProbeResult(CheckStatus.CRITICAL, f"Check failed: {exc}")
             await self._observe(entry, result)
-            await asyncio.sleep(interval)
+            await self._pause(entry, interval)
+
+    @staticmethod
+    async def _pause(entry: _Entry, seconds: float) -> None:
+        """Sleep until the next probe, or until ``probe_now`` asks for it earlier."""
+        entry.wake.clear()
+        try:
+            async with asyncio.timeout(seconds):
+                await entry.wake.wait()
+        except TimeoutError:
+            pass
+
+    def probe_now(self, service: ServiceKey) -> int:
+        """Run the probes of ``service``'s checks now instead of at their next interval
+        (a proxy that just came up need not wait 10 s to be seen listening). Returns
+        how many were woken."""
+        woken = 0
+        for entry in self._entries.values():
+            if entry.service == service and entry.check.type not in (CheckType.TTL, CheckType.ALIAS):
+                entry.wake.set()
+                woken += 1
+        return woken
 
     async def _run_ttl(self, entry: _Entry) -> None:
         while True:

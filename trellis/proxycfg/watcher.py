@@ -52,19 +52,22 @@ class ProxyStatus:
     connections: int = 0
     pid: int = 0
     stop_requested: bool = False
+    stop_pid: int = 0  # the process that was running when the stop was asked
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ProxyWatcher:
     def __init__(self, view: View, leaves: LeafManager, *, node: str, datacenter: str,
                  default: Callable[[], DefaultDecision], debounce: float = DEBOUNCE,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 on_proxy_up: Callable[[Service], None] | None = None) -> None:
         self.view = view
         self.leaves = leaves
         self.node = node
         self.datacenter = datacenter
         self.default = default
         self.debounce = debounce
+        self.on_proxy_up = on_proxy_up  # a proxy process reported for the first time
         self.clock = clock
         self.snapshots: dict[str, ConnectProxySnapshot] = {}
         self.status: dict[str, ProxyStatus] = {}
@@ -74,6 +77,7 @@ class ProxyWatcher:
         self._index = 0
         self._roster_changed = asyncio.Event()
         self._wakeups: dict[str, asyncio.Event] = {}
+        self.closing = False
         self.rebuilds = 0
 
     # -- reads ------------------------------------------------------------------------------
@@ -92,7 +96,7 @@ class ProxyWatcher:
             if self.proxy(proxy_id) is None:
                 raise NotFound(f"unknown proxy ID: {proxy_id} (not a connect-proxy registered with this agent)")
             snap = self.snapshots.get(proxy_id)
-            if snap is not None and (index == 0 or snap.index > index):
+            if snap is not None and (index == 0 or snap.index > index or self.closing):
                 return self._sent(snap)
             remaining = deadline - asyncio.get_running_loop().time()
             if snap is not None and remaining <= 0:
@@ -118,6 +122,11 @@ class ProxyWatcher:
         if self.proxy(proxy_id) is None:
             raise NotFound(f"unknown proxy ID: {proxy_id}")
         st = self.status.setdefault(proxy_id, ProxyStatus(proxy_id))
+        if st.stop_requested and pid and st.stop_pid and pid != st.stop_pid:
+            st.stop_requested, st.stop_pid = False, 0  # a new process: the stop was for the old one
+            self._poke(proxy_id)
+        if pid != st.pid and self.on_proxy_up is not None:
+            self.on_proxy_up(self.proxy(proxy_id))  # type: ignore[arg-type]
         st.applied_version, st.connections, st.pid = applied_version, connections, pid
         st.data_plane, st.last_seen = data_plane, self.clock()
         st.extra = dict(extra or {})
@@ -126,7 +135,8 @@ class ProxyWatcher:
     def request_stop(self, proxy_id: str) -> None:
         if self.proxy(proxy_id) is None:
             raise NotFound(f"unknown proxy ID: {proxy_id}")
-        self.status.setdefault(proxy_id, ProxyStatus(proxy_id)).stop_requested = True
+        st = self.status.setdefault(proxy_id, ProxyStatus(proxy_id))
+        st.stop_requested, st.stop_pid = True, st.pid
         self._poke(proxy_id)
 
     def add_ephemeral(self, service: Service) -> None:
@@ -185,6 +195,12 @@ class ProxyWatcher:
                 self._wake(proxy_id)
         for proxy_id in wanted - set(self._tasks):
             self._tasks[proxy_id] = asyncio.create_task(self._follow(proxy_id), name=f"proxycfg:{proxy_id}")
+
+    def release(self) -> None:
+        """The agent is stopping: answer every parked snapshot reader now."""
+        self.closing = True
+        for proxy_id in list(self._changed):
+            self._wake(proxy_id)
 
     def _wake(self, proxy_id: str) -> None:
         fut = self._changed.get(proxy_id)
