@@ -239,7 +239,8 @@ def serve(client: http.ApiClient, parsed: Parsed) -> int:
     else:
         proxy_id = resolve_proxy_id(client, parsed, os.environ)
         if upstreams:
-            proxy_id = client.request("POST", PROXIES_PATH, body={"Base": proxy_id, "Upstreams": upstreams})["ID"]
+            answer = client.request("POST", PROXIES_PATH, body={"Base": proxy_id, "Upstreams": upstreams}).json()
+            proxy_id = answer["ID"]
             cleanup.append(("DELETE", f"{PROXIES_PATH}/{proxy_id}"))
         mode = "Agent API"
     output.out("trellis connect proxy starting...")
@@ -281,7 +282,7 @@ def _flags_mode(client: http.ApiClient, parsed: Parsed, upstreams: list[dict[str
         return proxy_id, proxy_id
     answer = client.request("POST", PROXIES_PATH, body={
         "Service": parsed.service, "ListenAddress": listen_host, "ListenPort": listen_port,
-        "ServiceAddress": app_host, "ServicePort": app_port, "Upstreams": upstreams})
+        "ServiceAddress": app_host, "ServicePort": app_port, "Upstreams": upstreams}).json()
     cleanup.append(("DELETE", f"{PROXIES_PATH}/{answer['ID']}"))
     return answer["ID"], ""
 
