@@ -73,6 +73,7 @@ class Shared:
     tasks: set[asyncio.Task] = field(default_factory=set)
     inbound: dict[int, Inbound] = field(default_factory=dict)
     spliced: int = 0  # connections spliced right now (the heartbeat's figure)
+    flushers: set[Callable[[], None]] = field(default_factory=set)  # move counted bytes into metrics
     wall: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
     _ids: itertools.count = field(default_factory=itertools.count)
@@ -85,6 +86,11 @@ class Shared:
 
     def next_id(self) -> int:
         return next(self._ids)
+
+    def flush_bytes(self) -> None:
+        """Report the bytes every open connection counted since the last flush."""
+        for flush in list(self.flushers):
+            flush()
 
 
 @dataclass(slots=True)
@@ -395,11 +401,21 @@ async def _spliced(s: Shared, initiator: Pipe, other: Pipe, source: str, destina
     s.metrics.opened.labels(source, destination).inc()
     s.metrics.open.inc()
     s.spliced += 1
-    initiator.on_data = s.metrics.bytes.labels(source, destination, "in").inc
-    other.on_data = s.metrics.bytes.labels(source, destination, "out").inc
+    inbound, outbound = s.metrics.bytes.labels(source, destination, "in"), s.metrics.bytes.labels(
+        source, destination, "out")
+    reported = [0, 0]
+
+    def flush() -> None:
+        inbound.inc(initiator.read_bytes - reported[0])
+        outbound.inc(other.read_bytes - reported[1])
+        reported[:] = [initiator.read_bytes, other.read_bytes]
+
+    s.flushers.add(flush)
     try:
         await splice(initiator, other)
     finally:
+        s.flushers.discard(flush)
+        flush()
         s.spliced -= 1
         s.metrics.open.dec()
         s.metrics.closed.labels(source, destination).inc()

@@ -10,19 +10,21 @@ Rules:
    read are written. No half-close: asyncio's TLS transport cannot send one, and a
    half-open pair whose server keeps the connection alive would never end.
 4. ``splice`` returns when both sides are closed; cancelling it aborts both.
+5. Bytes are counted in plain ints on the hot path; the listener moves them into the
+   Prometheus counters at the heartbeat and at close (a counter's lock per chunk cost
+   ~10% of the proxy's CPU).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 
 class Pipe(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.peer: Pipe | None = None
-        self.on_data: Callable[[int], None] | None = None  # bytes read from this side
+        self.read_bytes = 0  # bytes read from this side; the listener reports them (rule 5)
         self._pending: list[bytes] = []
         self._eof = False
         self._lost = False
@@ -39,8 +41,7 @@ class Pipe(asyncio.Protocol):
             self._pending.append(data)
             return
         self.peer.transport.write(data)
-        if self.on_data is not None:
-            self.on_data(len(data))
+        self.read_bytes += len(data)
 
     def eof_received(self) -> bool:
         self._eof = True

@@ -216,6 +216,7 @@ class ProxyServer:
                 pass
             self._applied.clear()
             self._bind_unbound()
+            self.shared.flush_bytes()
             assert self.applied is not None
             try:
                 stop = await self.agent.heartbeat(self.proxy_id, applied_version=self.applied.version,
