@@ -51,6 +51,7 @@ COMMANDS: dict[str, Command] = {
     "config list": Command("trellis.cli.config_entry:list_entries", "List centralized config entries of a given kind"),
     "config read": Command("trellis.cli.config_entry:read", "Read a centralized config entry"),
     "config write": Command("trellis.cli.config_entry:write", "Create or update a centralized config entry"),
+    "connect envoy": Command("trellis.cli.connect_envoy:run", "Runs or configures Envoy as a Connect proxy"),
     "connect proxy": Command("trellis.cli.connect_proxy:run", "Runs a Connect proxy"),
     "connect ca get-config": Command(
         "trellis.cli.connect_ca:get_config", "Display the current Connect Certificate Authority (CA) configuration"
