@@ -195,6 +195,7 @@ class Agent:
                 await self._start_dns(tg)  # before HTTP: answering HTTP means fully up
                 tg.create_task(self._serve_reloads(), name="reloads")
                 tg.create_task(self._keep_self(), name="anti-entropy")
+                xds = await self._start_xds()
                 http = await self._start_http()
                 self._install_signals()
                 log.info("trellis agent running: node=%s dc=%s http=%s dns=%s", self.node_name,
@@ -206,6 +207,8 @@ class Agent:
                     log.info("shutting down")
                     if self.proxies is not None:
                         self.proxies.release()  # parked proxies get their snapshot back now
+                    if xds is not None:
+                        await xds.stop(1.0)
                     await http.cleanup()
                 raise _Stopped
         except* _Stopped:
@@ -361,6 +364,21 @@ class Agent:
             tg.create_task(self.ca.run(), name="ca")
             tg.create_task(self.leaves.run(), name="leaves")
             tg.create_task(self.proxies.run(), name="proxycfg")
+
+    async def _start_xds(self) -> Any:
+        """The gRPC xDS server for Envoy sidecars, on the gRPC port (off when it is -1)."""
+        if self.cfg.ports.grpc <= 0 or self.proxies is None or not self.cfg.connect.enabled:
+            return None
+        from trellis.xds.resources import build_resources
+        from trellis.xds.server import start_xds_server
+
+        hosts = _hosts(self.cfg.addresses.grpc or self.cfg.client_addr)
+        try:
+            server = await start_xds_server(self.proxies, build_resources, hosts, self.cfg.ports.grpc)
+        except OSError as exc:
+            raise Unavailable(f"gRPC (xDS) listener on port {self.cfg.ports.grpc}: {exc.strerror or exc}") from None
+        log.info("xDS (delta ADS) listening on %s port %d", ", ".join(hosts), self.cfg.ports.grpc)
+        return server
 
     async def _bootstrap_config_entries(self) -> None:
         """``config_entries { bootstrap = [...] }``: written (upserted) on every start, as
@@ -540,7 +558,6 @@ def _not_yet_supported(cfg: AgentConfig) -> list[tuple[str, str]]:
         (cfg.ports.https > 0, "ports.https", "no HTTPS listener is started"),
         (cfg.ports.grpc_tls > 0, "ports.grpc_tls", "no gRPC TLS listener is started"),
         (bool(cfg.addresses.https), "addresses.https", "no HTTPS listener is started"),
-        (bool(cfg.addresses.grpc), "addresses.grpc", "the gRPC port is reserved for xDS, not served yet"),
         (cfg.bootstrap_expect > 1, "bootstrap_expect", "one server only until the clustering issue"),
     ]
     return [(name, effect) for present, name, effect in rules if present]

@@ -6,9 +6,10 @@ Rules:
    watcher rebuilds when any of them moves (or the leaf changes).
 2. Protocol of a service (DESIGN): service-defaults ``Protocol``, else the proxy
    registration's ``Config.protocol``, else proxy-defaults ``Config.protocol``, else tcp.
-3. An upstream's connect timeout: the registration's ``Config.connect_timeout_ms``,
-   else the downstream's service-defaults upstream override for that name, else its
-   upstream defaults, else 0 (the data plane's default).
+3. An upstream's settings (``connect_timeout_ms``, ``limits``, ``passive_health_check``,
+   ``protocol``): the registration's ``Config`` wins, key by key, over the downstream's
+   service-defaults upstream override for that name, which wins over its upstream
+   defaults; a timeout of 0 means the data plane's default.
 4. An upstream in another datacenter, or a prepared query, is carried with ``error``
    set: that upstream is refused by the proxy, every other one served.
 """
@@ -22,6 +23,7 @@ from typing import Any
 from trellis.catalog import query
 from trellis.catalog.model import Service
 from trellis.config.entry.model import ProxyDefaults, ServiceDefaults, UpstreamConfig
+from trellis.config.duration import format_duration
 from trellis.connect import spiffe
 from trellis.proxycfg.model import (
     ConnectProxySnapshot,
@@ -105,12 +107,13 @@ def _upstream(r: _Reader, view: View, proxy: Service, u: Any, datacenter: str, t
     ns = u.destination_namespace or proxy.namespace
     dc = u.datacenter or datacenter
     name = u.destination_name
+    config = {**_central(r, proxy, name), **u.config}  # rule 3: the registration wins
     base = UpstreamSnapshot(
         destination_name=name, destination_namespace=ns, datacenter=dc,
         local_bind_address=u.local_bind_address or "127.0.0.1", local_bind_port=u.local_bind_port,
-        protocol=str(u.config.get("protocol") or "").lower() or r.protocol(ns, name),
-        connect_timeout_ms=_timeout(r, proxy, u), sni=sni_name(name, ns, dc, td),
-        spiffe_id=spiffe.service_uri(td, ns, dc, name), config=dict(u.config),
+        protocol=str(config.get("protocol") or "").lower() or r.protocol(ns, name),
+        connect_timeout_ms=_int(config.get("connect_timeout_ms")), sni=sni_name(name, ns, dc, td),
+        spiffe_id=spiffe.service_uri(td, ns, dc, name), config=config,
     )
     if u.destination_type not in ("", "service"):
         return replace(base, error=f"upstream {name}: prepared-query upstreams are not supported yet")
@@ -128,17 +131,47 @@ def _upstream(r: _Reader, view: View, proxy: Service, u: Any, datacenter: str, t
     return replace(base, endpoints=endpoints)
 
 
-def _timeout(r: _Reader, proxy: Service, u: Any) -> int:
-    given = _int(u.config.get("connect_timeout_ms"))
-    if given:
-        return given
+def _central(r: _Reader, proxy: Service, name: str) -> dict[str, Any]:
+    """The downstream's service-defaults settings for upstream ``name`` (rule 3), as
+    ``Proxy.Config``-style keys: the override for that name over the defaults."""
     sd = r.entry(ServiceDefaults.KIND, proxy.namespace, proxy.proxy.destination_service_name)
     uc = sd.upstream_config if sd is not None else None
     if uc is None:
-        return 0
-    chosen: UpstreamConfig | None = next((o for o in uc.overrides if o.name == u.destination_name), None)
-    chosen = chosen or uc.defaults
-    return chosen.connect_timeout_ms if chosen is not None else 0
+        return {}
+    out: dict[str, Any] = {}
+    override = next((o for o in uc.overrides if o.name == name), None)
+    for chosen in (uc.defaults, override):  # the override, later, wins
+        if chosen is not None:
+            out.update(_upstream_keys(chosen))
+    return out
+
+
+def _upstream_keys(u: UpstreamConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if u.connect_timeout_ms:
+        out["connect_timeout_ms"] = u.connect_timeout_ms
+    if u.protocol:
+        out["protocol"] = u.protocol
+    if u.limits is not None:
+        limits = {k: v for k, v in (("max_connections", u.limits.max_connections),
+                                    ("max_pending_requests", u.limits.max_pending_requests),
+                                    ("max_concurrent_requests", u.limits.max_concurrent_requests)) if v is not None}
+        if limits:
+            out["limits"] = limits
+    phc = u.passive_health_check
+    if phc is not None:
+        block: dict[str, Any] = {}
+        if phc.interval:
+            block["interval"] = format_duration(phc.interval)
+        if phc.max_failures:
+            block["max_failures"] = phc.max_failures
+        for key in ("enforcing_consecutive_5xx", "max_ejection_percent"):
+            if getattr(phc, key) is not None:
+                block[key] = getattr(phc, key)
+        if phc.base_ejection_time is not None:
+            block["base_ejection_time"] = format_duration(phc.base_ejection_time)
+        out["passive_health_check"] = block
+    return out
 
 
 def version_of(snapshot: ConnectProxySnapshot) -> str:

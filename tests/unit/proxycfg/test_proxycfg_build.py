@@ -160,3 +160,20 @@ def test_usable_endpoints_keep_warning_and_drop_critical():
     eps = tuple(Endpoint("a", p, "n", f"s{p}", h) for p, h in ((1, "passing"), (2, "warning"), (3, "critical")))
     assert [e.port for e in usable_endpoints(eps)] == [1, 2]
     assert dataclasses.replace(eps[0], health="critical") not in usable_endpoints(eps)
+
+
+async def test_upstream_settings_come_from_service_defaults_and_the_registration_wins():
+    async with mesh() as (view, writer, _):
+        await entry(writer, {"Kind": "service-defaults", "Name": "web", "UpstreamConfig": {
+            "Defaults": {"ConnectTimeoutMs": 2000, "Limits": {"MaxConnections": 10},
+                         "PassiveHealthCheck": {"Interval": "10s", "MaxFailures": 3}},
+            "Overrides": [{"Name": "api", "ConnectTimeoutMs": 3000, "Limits": {"MaxPendingRequests": 5}}]}})
+        ups = (Upstream(destination_name="api", local_bind_port=9191, config={"connect_timeout_ms": 4000}),
+               Upstream(destination_name="db", local_bind_port=9192))
+        web = sidecar("web", 21000, upstreams=ups)
+        await put(writer, view, web)
+        api, db = builder.build(view, web, datacenter="dc1", leaf=None, default=ALLOW).value.upstreams
+        assert api.connect_timeout_ms == 4000  # the registration wins
+        assert api.config["limits"] == {"max_pending_requests": 5}  # the override replaces the block
+        assert api.config["passive_health_check"] == {"interval": "10s", "max_failures": 3}
+        assert (db.connect_timeout_ms, db.config["limits"]) == (2000, {"max_connections": 10})

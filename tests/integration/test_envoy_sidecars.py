@@ -1,0 +1,146 @@
+"""The real Envoy as the sidecar data plane, configured by the agent over delta ADS:
+the seed's web -> api flow, intentions taking effect, the plaintext /health check on the
+public port, and the two data planes talking to each other."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from trellis.testing.agent import AgentProcess, free_port, start_agent
+
+pytestmark = pytest.mark.integration
+DEADLINE = 30.0
+
+
+class App:
+    def __init__(self, name: str) -> None:
+        body = name.encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def until(what, timeout: float = DEADLINE):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = what()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "deadline passed"
+        time.sleep(0.1)
+
+
+def get(port: int, path: str = "/") -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as r:
+            return r.read().decode()
+    except OSError:
+        return None
+
+
+class Mesh:
+    def __init__(self, agent: AgentProcess, tmp: Path) -> None:
+        self.agent, self.tmp = agent, tmp
+        self.procs: list[subprocess.Popen] = []
+        self.env = {**os.environ, "TRELLIS_HTTP_ADDR": f"127.0.0.1:{agent.http_port}"}
+
+    def register(self, name: str, app_port: int, public: int, upstreams: dict[str, int] | None = None) -> None:
+        body = {"Name": name, "ID": f"{name}-1", "Port": app_port, "Connect": {"SidecarService": {
+            "Port": public, "Proxy": {"Config": {"bind_address": "127.0.0.1"}, "Upstreams": [
+                {"DestinationName": d, "LocalBindPort": p} for d, p in (upstreams or {}).items()]}}}}
+        status, _, text = self.agent.request("PUT", "/v1/agent/service/register", body)
+        assert status == 200, text
+
+    def envoy(self, sidecar_for: str) -> subprocess.Popen:
+        log = open(self.tmp / f"envoy-{sidecar_for}.log", "w")
+        p = subprocess.Popen([sys.executable, "-m", "trellis", "connect", "envoy", "-sidecar-for", sidecar_for,
+                              "-admin-bind", f"127.0.0.1:{free_port()}", "--", "-l", "warning"],
+                             env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        return p
+
+    def builtin(self, sidecar_for: str) -> subprocess.Popen:
+        log = open(self.tmp / f"proxy-{sidecar_for}.log", "w")
+        p = subprocess.Popen([sys.executable, "-m", "trellis", "connect", "proxy", "-sidecar-for", sidecar_for],
+                             env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        return p
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory) -> AgentProcess:
+    proc = start_agent(tmp_path_factory.mktemp("envoy-agent"))
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture()
+def mesh(agent, tmp_path):
+    m = Mesh(agent, tmp_path)
+    yield m
+    m.stop()
+
+
+def test_web_reaches_api_through_two_envoys_and_intentions_apply(agent, mesh):
+    web_app, api_app = App("web"), App("api")
+    up, web_pub, api_pub = free_port(), free_port(), free_port()
+    mesh.register("api", api_app.port, api_pub)
+    mesh.register("web", web_app.port, web_pub, {"api": up})
+    mesh.envoy("api-1")
+    mesh.envoy("web-1")
+    assert until(lambda: get(up)) == "api"
+    assert until(lambda: get(web_pub, "/health")) is not None  # the seed's plaintext check on the mTLS port
+    assert agent.request("PUT", "/v1/connect/intentions/exact?source=web&destination=api", {"Action": "deny"})[0] == 200
+    until(lambda: get(up) is None)
+    agent.request("DELETE", "/v1/connect/intentions/exact?source=web&destination=api")
+    assert until(lambda: get(up)) == "api"
+
+
+@pytest.mark.parametrize("client_is_envoy", [True, False], ids=["envoy-client-builtin-server",
+                                                                 "builtin-client-envoy-server"])
+def test_the_two_data_planes_interoperate(agent, mesh, client_is_envoy):
+    tag = "e2b" if client_is_envoy else "b2e"
+    server_app = App(f"srv-{tag}")
+    up, cli_pub, srv_pub = free_port(), free_port(), free_port()
+    mesh.register(f"srv-{tag}", server_app.port, srv_pub)
+    mesh.register(f"cli-{tag}", App("client").port, cli_pub, {f"srv-{tag}": up})
+    if client_is_envoy:
+        mesh.envoy(f"cli-{tag}-1")
+        mesh.builtin(f"srv-{tag}-1")
+    else:
+        mesh.builtin(f"cli-{tag}-1")
+        mesh.envoy(f"srv-{tag}-1")
+    assert until(lambda: get(up)) == f"srv-{tag}"

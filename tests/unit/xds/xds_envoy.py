@@ -1,0 +1,97 @@
+"""Static Envoy bootstraps holding translated resources, for ``envoy --mode validate`` and
+for a live Envoy in tests.
+
+Two forms of the same resources:
+
+* ``served_bootstrap``: the resources exactly as the ADS server sends them (secrets and
+  endpoints still referenced over ADS), listeners and clusters as static resources, with an
+  ADS config pointing at a cluster nobody listens on. Envoy checks every proto, every
+  filter config, every regex, listener addresses against each other.
+* ``resolved_bootstrap``: the same, with each SDS reference pointed at a static secret of
+  that name (``sds_config`` removed) and each EDS cluster made STATIC with its
+  ClusterLoadAssignment as ``load_assignment``. Envoy then also loads the certificates and
+  keys in their TLS contexts and the endpoints in their clusters, and can serve traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+
+from trellis.xds import types
+
+ENVOY = Path(sys.executable).with_name("envoy")
+_XDS_CLUSTER = "xds_unreachable"
+
+
+def to_data(message: Any) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _base(resources: dict) -> dict[str, Any]:
+    return {
+        "node": {"id": "web-sidecar-proxy", "cluster": "web"},
+        "static_resources": {
+            "listeners": [to_data(m) for m in resources[types.LISTENER].values()],
+            "clusters": [to_data(m) for m in resources[types.CLUSTER].values()],
+            "secrets": [to_data(m) for m in resources[types.SECRET].values()],
+        },
+    }
+
+
+def served_bootstrap(resources: dict) -> dict[str, Any]:
+    boot = _base(resources)
+    boot["static_resources"]["clusters"].append({
+        "name": _XDS_CLUSTER, "type": "STATIC", "connect_timeout": "1s",
+        "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}}}},
+        "load_assignment": {"cluster_name": _XDS_CLUSTER, "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 1}}}}]}]},
+    })
+    boot["dynamic_resources"] = {"ads_config": {
+        "api_type": "DELTA_GRPC", "transport_api_version": "V3",
+        "grpc_services": [{"envoy_grpc": {"cluster_name": _XDS_CLUSTER}}]}}
+    return boot
+
+
+def resolved_bootstrap(resources: dict) -> dict[str, Any]:
+    boot = _base(resources)
+    _drop_sds_sources(boot["static_resources"])
+    assignments = {name: to_data(m) for name, m in resources[types.ENDPOINT].items()}
+    for cluster in boot["static_resources"]["clusters"]:
+        if cluster.get("type") == "EDS":
+            cluster["type"] = "STATIC"
+            del cluster["eds_cluster_config"]
+            cluster["load_assignment"] = assignments[cluster["name"]]
+    return boot
+
+
+def _drop_sds_sources(data: Any) -> None:
+    """An ``SdsSecretConfig`` without ``sds_config`` names a static secret."""
+    if isinstance(data, dict):
+        if "sds_config" in data and "name" in data:
+            del data["sds_config"]
+        for value in data.values():
+            _drop_sds_sources(value)
+    elif isinstance(data, list):
+        for value in data:
+            _drop_sds_sources(value)
+
+
+def write(boot: dict[str, Any], path: Path) -> Path:
+    path.write_text(json.dumps(boot, indent=1, sort_keys=True))
+    return path
+
+
+def validate(path: Path) -> subprocess.CompletedProcess[str]:
+    """``envoy --mode validate``: exit 0, or non-zero with the reason on its output."""
+    return subprocess.run(
+        [str(ENVOY), "--mode", "validate", "-c", str(path), "--log-level", "warning", "--disable-hot-restart"],
+        capture_output=True, text=True, timeout=60,
+    )

@@ -1,0 +1,183 @@
+"""The snapshots the xDS golden files, the Envoy validation and the RBAC tests translate.
+
+Certificates are fixed: made once by ``make_fixtures`` (two ECDSA roots, a leaf for
+``web`` signed by the first, all valid for a century from 2025-01-01) and stored in
+``tests/golden/xds/fixtures/``, so golden files never change because of a key. Delete
+the directory and run the tests to make new ones (every golden file changes then).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from trellis.config.entry.decode import decode_entry
+from trellis.config.entry.flatten import intention_of
+from trellis.connect import spiffe
+from trellis.connect.ca import certs
+from trellis.connect.intentions.index import IntentionIndex
+from trellis.connect.intentions.model import Intention
+from trellis.proxycfg.build import sni_name
+from trellis.proxycfg.model import (
+    ConnectProxySnapshot,
+    DefaultDecision,
+    Endpoint,
+    LeafSnapshot,
+    PublicListener,
+    UpstreamSnapshot,
+)
+
+GOLDEN_DIR = Path(__file__).resolve().parents[2] / "golden" / "xds"
+FIXTURES = GOLDEN_DIR / "fixtures"
+CLUSTER_ID = "11111111-2222-3333-4444-555555555555"
+TD = spiffe.trust_domain(CLUSTER_ID)
+DC = "dc1"
+_EPOCH = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+_CENTURY = dt.timedelta(days=36500)
+
+DENY_DEFAULT = DefaultDecision(False, "Default intention policy")
+ALLOW_DEFAULT = DefaultDecision(True, "Default intention policy")
+
+
+# -- certificates -----------------------------------------------------------------------------
+def make_fixtures(directory: Path = FIXTURES) -> None:
+    """Write root-1.pem, root-2.pem, web.pem and web-key.pem (see the module docstring)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    keys = [certs.generate_key(certs.LEAF_KEY) for _ in range(2)]
+    roots = [certs.build_root(key, cluster_id=CLUSTER_ID, uid=str(n), serial=n, now=_EPOCH, ttl=_CENTURY)
+             for n, key in enumerate(keys, start=1)]
+    leaf_key = certs.generate_key(certs.LEAF_KEY)
+    csr = certs.build_csr(leaf_key, spiffe.service_uri(TD, "default", DC, "web"))
+    leaf = certs.sign_leaf(csr, roots[0], keys[0], serial=100, now=_EPOCH, ttl=_CENTURY)
+    for n, root in enumerate(roots, start=1):
+        (directory / f"root-{n}.pem").write_text(certs.dump_cert(root))
+    (directory / "web.pem").write_text(certs.dump_cert(leaf))
+    (directory / "web-key.pem").write_text(certs.dump_private_key(leaf_key))
+
+
+def _fixture(name: str) -> str:
+    if not (FIXTURES / name).exists():
+        make_fixtures()
+    return (FIXTURES / name).read_text()
+
+
+def web_leaf() -> LeafSnapshot:
+    return LeafSnapshot(cert_pem=_fixture("web.pem"), private_key_pem=_fixture("web-key.pem"),
+                        service_uri=spiffe.service_uri(TD, "default", DC, "web"), serial="64",
+                        valid_before=(_EPOCH + _CENTURY).timestamp())
+
+
+def roots(count: int = 1) -> tuple[str, ...]:
+    return tuple(_fixture(f"root-{n}.pem") for n in range(1, count + 1))
+
+
+# -- intentions -------------------------------------------------------------------------------
+def intentions(*entries: dict[str, Any]) -> list[Intention]:
+    """Consul-shaped ``service-intentions`` entries, flattened as the store does."""
+    out: list[Intention] = []
+    for data in entries:
+        entry = decode_entry({"Kind": "service-intentions", **data})
+        out += [intention_of(entry, source) for source in entry.sources]
+    return out
+
+
+# -- snapshots --------------------------------------------------------------------------------
+def upstream(name: str, port: int, *, protocol: str = "tcp", ns: str = "default",
+             endpoints: tuple[Endpoint, ...] = (), config: dict[str, Any] | None = None,
+             **kw: Any) -> UpstreamSnapshot:
+    return UpstreamSnapshot(
+        destination_name=name, destination_namespace=ns, datacenter=DC, local_bind_address="127.0.0.1",
+        local_bind_port=port, protocol=protocol, connect_timeout_ms=kw.pop("connect_timeout_ms", 0),
+        sni=sni_name(name, ns, DC, TD), spiffe_id=spiffe.service_uri(TD, ns, DC, name), endpoints=endpoints,
+        config=config or {}, **kw,
+    )
+
+
+def snapshot(*, service: str = "web", ns: str = "default", protocol: str = "tcp",
+             all_intentions: list[Intention] | None = None, default: DefaultDecision = DENY_DEFAULT,
+             upstreams: tuple[UpstreamSnapshot, ...] = (), config: dict[str, Any] | None = None,
+             root_count: int = 1, **kw: Any) -> ConnectProxySnapshot:
+    """A sidecar for ``service``; its intentions are the engine's candidates among ``all_intentions``."""
+    candidates = IntentionIndex(all_intentions or ()).candidates(ns, service)
+    return ConnectProxySnapshot(
+        proxy_id=f"{service}-sidecar-proxy", proxy_name=f"{service}-sidecar-proxy", namespace=ns, datacenter=DC,
+        trust_domain=TD, service=service, service_id=service,
+        public=PublicListener(bind_address="0.0.0.0", bind_port=21000, local_service_address="127.0.0.1",
+                              local_service_port=8080, protocol=protocol,
+                              local_connect_timeout_ms=kw.pop("local_connect_timeout_ms", 0)),
+        leaf=kw.pop("leaf", web_leaf()), roots=roots(root_count), intentions=tuple(candidates), default=default,
+        upstreams=upstreams, config=config or {}, **kw,
+    )
+
+
+def _api_endpoints() -> tuple[Endpoint, ...]:
+    return (
+        Endpoint("10.0.0.2", 21000, "n2", "api-2-sidecar-proxy", "warning", weight=3),
+        Endpoint("10.0.0.1", 21000, "n1", "api-1-sidecar-proxy", "passing"),
+        Endpoint("10.0.0.3", 21000, "n3", "api-3-sidecar-proxy", "critical"),
+    )
+
+
+L4_INTENTIONS = intentions(
+    {"Name": "web", "Sources": [{"Name": "frontend", "Action": "allow"},
+                                {"Name": "legacy", "Action": "deny"},
+                                {"Name": "*", "Action": "deny"}]},
+)
+
+L7_INTENTIONS = intentions(
+    {"Name": "web", "Sources": [
+        {"Name": "frontend", "Permissions": [
+            {"Action": "deny", "HTTP": {"PathPrefix": "/admin"}},
+            {"Action": "allow", "HTTP": {"PathPrefix": "/", "Methods": ["GET", "HEAD"]}},
+        ]},
+        {"Name": "ops", "Permissions": [
+            {"Action": "allow", "HTTP": {"PathRegex": "/admin/[a-z]+", "Header": [
+                {"Name": "x-team", "Exact": "SRE", "IgnoreCase": True},
+                {"Name": "x-debug", "Present": True, "Invert": True}]}},
+        ]},
+        {"Name": "legacy", "Action": "deny"},
+    ]},
+    {"Name": "*", "Sources": [{"Name": "*", "Namespace": "default", "Action": "allow"}]},
+)
+
+
+def scenarios() -> dict[str, ConnectProxySnapshot]:
+    """The golden scenarios (STYLE.md §6: keep the set small)."""
+    api = upstream("api", 9191, endpoints=_api_endpoints(), connect_timeout_ms=2500, config={
+        "limits": {"max_connections": 100, "max_pending_requests": 10, "max_concurrent_requests": 50},
+        "passive_health_check": {"interval": "10s", "max_failures": 3, "enforcing_consecutive_5xx": 100,
+                                 "max_ejection_percent": 50, "base_ejection_time": "30s"},
+    })
+    return {
+        "tcp_one_upstream": snapshot(all_intentions=L4_INTENTIONS, upstreams=(api,)),
+        "tcp_default_allow": snapshot(all_intentions=L4_INTENTIONS, default=ALLOW_DEFAULT, upstreams=(api,)),
+        "http_l7_intentions": snapshot(
+            protocol="http", all_intentions=L7_INTENTIONS, config={"local_request_timeout_ms": 30000},
+            local_connect_timeout_ms=1500,
+            upstreams=(upstream("cache", 9292, protocol="http2", ns="team-a",
+                                endpoints=(Endpoint("10.0.1.1", 20001, "n1", "cache-sidecar-proxy", "passing"),)),
+                       upstream("db", 9393, error="upstream db is in datacenter 'dc2'"))),
+        "default_deny_no_intentions_two_roots": snapshot(root_count=2),
+    }
+
+
+def variants() -> dict[str, ConnectProxySnapshot]:
+    """More shapes for Envoy to validate (no golden files): every protocol of the public
+    listener, knobs at their edges, an IPv6 upstream, a local app by host name."""
+    edgy = upstream("api", 9191, protocol="grpc", endpoints=_api_endpoints(), config={
+        "Limits": {"MAX_CONNECTIONS": "7"},
+        "passive_health_check": {"interval": 5_000_000_000, "max_failures": 1, "base_ejection_time": "10m",
+                                 "enforcing_consecutive_5xx": 0, "max_ejection_percent": 100},
+    })
+    return {
+        "grpc_sidecar": snapshot(protocol="grpc", all_intentions=L7_INTENTIONS, upstreams=(edgy,),
+                                 config={"local_request_timeout_ms": 1000, "local_idle_timeout_ms": 60000}),
+        "http2_sidecar_default_allow": snapshot(protocol="http2", all_intentions=L7_INTENTIONS, default=ALLOW_DEFAULT,
+                                                upstreams=(upstream("api", 9191, protocol="http"),)),
+        "ipv6_upstream_and_named_local_app": dataclasses.replace(
+            snapshot(upstreams=(dataclasses.replace(upstream("api", 9191), local_bind_address="::1"),)),
+            public=PublicListener("::", 21000, "localhost", 8080, "tcp", 250)),
+        "stopping_proxy": snapshot(stop=True),
+    }

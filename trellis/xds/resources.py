@@ -1,0 +1,183 @@
+"""A connect-proxy snapshot as Envoy resources, and the check that they hang together (pure).
+
+    ConnectProxySnapshot ──build_resources──▶ {type URL: {name: proto}}   (types.ORDER, names sorted)
+                            translate/secrets.py    SECRET    leaf/<ns>/<service>, roots
+                            translate/clusters.py   CLUSTER   local_app, <sni> per upstream
+                            translate/endpoints.py  ENDPOINT  <sni> per upstream
+                            translate/listeners.py  LISTENER  public_listener, <id>:<addr>:<port>
+                            (ROUTE stays empty: every route config is inline)
+    resources ──consistency_problems──▶ [] when every name a resource uses is there
+
+Rules:
+1. Every type of ``types.ORDER`` is a key of the result, empty or not; inside each, the
+   resources are keyed by name and inserted in name order.
+2. A resource is built only when what it names can be sent too: without a leaf or
+   without roots there is no secret to present or to verify with, so neither the public
+   listener nor the upstream listeners, clusters and endpoints are built (``local_app``
+   and the secrets that exist are). A refused upstream (translate/knobs.py rule 1) gets
+   nothing at all; ``refused_upstreams`` says why, for the shell to log.
+3. ``consistency_problems`` is go-control-plane's ``Snapshot.Consistent`` widened to what
+   trellis sends: every endpoints resource belongs to an EDS cluster and every EDS cluster
+   has one; every cluster a listener (or a route) sends traffic to exists; every RDS name
+   exists; every SDS secret a listener or a cluster names exists. It runs in tests and
+   before a snapshot is published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
+from google.protobuf import any_pb2, message
+
+from trellis.proxycfg.model import ConnectProxySnapshot
+from trellis.xds import types
+from trellis.xds.translate import clusters, endpoints, knobs, listeners, secrets
+
+Resources = dict[str, dict[str, message.Message]]
+
+
+def build_resources(snapshot: ConnectProxySnapshot) -> Resources:
+    """Rules 1-2: every resource ``snapshot`` asks for. Pure; loop-safe; raises nothing
+    for a snapshot proxycfg built (bad proxy-config values fall back to Envoy's defaults)."""
+    served, _ = knobs.select_upstreams(snapshot)
+    ready = snapshot.leaf is not None and bool(snapshot.roots)
+    upstreams = served if ready else ()
+    p = snapshot.public
+    has_app = p.local_service_port > 0
+    found: dict[str, Iterable[message.Message]] = {
+        types.SECRET: secrets.build_secrets(snapshot),
+        types.CLUSTER: clusters.build_clusters(snapshot, upstreams=upstreams, local_app=has_app),
+        types.ENDPOINT: endpoints.build_endpoints(upstreams),
+        types.LISTENER: listeners.build_listeners(
+            snapshot, upstreams=upstreams, public=ready and has_app and p.bind_port > 0),
+        types.ROUTE: (),
+    }
+    return {type_url: _by_name(found[type_url]) for type_url in types.ORDER}
+
+
+def refused_upstreams(snapshot: ConnectProxySnapshot) -> tuple[knobs.Refusal, ...]:
+    """Rule 2: the upstreams that get no resources, each with the reason."""
+    return knobs.select_upstreams(snapshot)[1]
+
+
+def resource_name(resource: message.Message) -> str:
+    """The xDS name of a resource: ``name``, or ``cluster_name`` for a load assignment."""
+    field = "cluster_name" if resource.DESCRIPTOR.full_name.endswith("ClusterLoadAssignment") else "name"
+    return getattr(resource, field)
+
+
+def _by_name(resources: Iterable[message.Message]) -> dict[str, message.Message]:
+    return {resource_name(r): r for r in sorted(resources, key=resource_name)}
+
+
+# -- rule 3 -----------------------------------------------------------------------------------
+def consistency_problems(resources: Mapping[str, Mapping[str, message.Message]]) -> list[str]:
+    """Rule 3: one sentence per dangling name; empty when the resources are consistent. Pure."""
+    secrets_ = resources.get(types.SECRET, {})
+    clusters_ = resources.get(types.CLUSTER, {})
+    assignments = resources.get(types.ENDPOINT, {})
+    listeners_ = resources.get(types.LISTENER, {})
+    routes = resources.get(types.ROUTE, {})
+    problems: list[str] = []
+    for type_url, named in resources.items():
+        problems += [f"{_short(type_url)} {key!r} is filed under another name than its own ({resource_name(r)!r})"
+                     for key, r in named.items() if resource_name(r) != key]
+    eds = {_eds_name(c): name for name, c in clusters_.items() if c.type == cluster_pb2.Cluster.EDS}
+    problems += [f"endpoints {name!r} belong to no EDS cluster" for name in assignments if name not in eds]
+    problems += [f"EDS cluster {cluster!r} has no endpoints resource {name!r}"
+                 for name, cluster in eds.items() if name not in assignments]
+    for name, listener in listeners_.items():
+        problems += [f"listener {name!r} sends traffic to cluster {c!r}, which is not in CDS"
+                     for c in _listener_clusters(listener) if c not in clusters_]
+        problems += [f"listener {name!r} names route {r!r}, which is not in RDS"
+                     for r in _listener_routes(listener) if r not in routes]
+        problems += [f"listener {name!r} names secret {s!r}, which is not in SDS"
+                     for s in _listener_secrets(listener) if s not in secrets_]
+    for name, route in routes.items():
+        problems += [f"route {name!r} sends traffic to cluster {c!r}, which is not in CDS"
+                     for c in _route_clusters(route) if c not in clusters_]
+    for name, cluster in clusters_.items():
+        problems += [f"cluster {name!r} names secret {s!r}, which is not in SDS"
+                     for s in _cluster_secrets(cluster) if s not in secrets_]
+    return problems
+
+
+def _short(type_url: str) -> str:
+    return type_url.rsplit(".", 1)[-1]
+
+
+def _eds_name(cluster: cluster_pb2.Cluster) -> str:
+    return cluster.eds_cluster_config.service_name or cluster.name
+
+
+def _unpack(packed: any_pb2.Any, cls: type[message.Message]) -> message.Message | None:
+    if not packed.Is(cls.DESCRIPTOR):
+        return None
+    out = cls()
+    packed.Unpack(out)
+    return out
+
+
+def _managers(listener: listener_pb2.Listener) -> Iterator[hcm_pb2.HttpConnectionManager]:
+    for chain in _chains(listener):
+        for f in chain.filters:
+            manager = _unpack(f.typed_config, hcm_pb2.HttpConnectionManager)
+            if manager is not None:
+                yield manager
+
+
+def _listener_clusters(listener: listener_pb2.Listener) -> Iterator[str]:
+    for chain in _chains(listener):
+        for f in chain.filters:
+            tcp = _unpack(f.typed_config, tcp_proxy_pb2.TcpProxy)
+            if tcp is not None:
+                yield from [tcp.cluster] if tcp.cluster else (w.name for w in tcp.weighted_clusters.clusters)
+    for manager in _managers(listener):
+        yield from _route_clusters(manager.route_config)
+
+
+def _listener_routes(listener: listener_pb2.Listener) -> Iterator[str]:
+    yield from (m.rds.route_config_name for m in _managers(listener) if m.HasField("rds"))
+
+
+def _route_clusters(route: route_pb2.RouteConfiguration) -> Iterator[str]:
+    for host in route.virtual_hosts:
+        for r in host.routes:
+            if not r.HasField("route"):
+                continue
+            if r.route.cluster:
+                yield r.route.cluster
+            yield from (w.name for w in r.route.weighted_clusters.clusters)
+
+
+def _chains(listener: listener_pb2.Listener) -> Iterator[message.Message]:
+    yield from listener.filter_chains
+    if listener.HasField("default_filter_chain"):
+        yield listener.default_filter_chain
+
+
+def _listener_secrets(listener: listener_pb2.Listener) -> Iterator[str]:
+    for chain in _chains(listener):
+        context = _unpack(chain.transport_socket.typed_config, tls_pb2.DownstreamTlsContext)
+        if context is not None:
+            yield from _context_secrets(context.common_tls_context)
+
+
+def _cluster_secrets(cluster: cluster_pb2.Cluster) -> Iterator[str]:
+    context = _unpack(cluster.transport_socket.typed_config, tls_pb2.UpstreamTlsContext)
+    if context is not None:
+        yield from _context_secrets(context.common_tls_context)
+
+
+def _context_secrets(common: tls_pb2.CommonTlsContext) -> Iterator[str]:
+    yield from (s.name for s in common.tls_certificate_sds_secret_configs)
+    if common.HasField("validation_context_sds_secret_config"):
+        yield common.validation_context_sds_secret_config.name
+    if common.combined_validation_context.HasField("validation_context_sds_secret_config"):
+        yield common.combined_validation_context.validation_context_sds_secret_config.name

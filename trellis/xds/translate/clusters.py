@@ -1,0 +1,122 @@
+"""Clusters: ``local_app`` and one EDS cluster per served upstream (pure).
+
+Rules (reference/envoy-xds.md §2.4, §2.6, §8):
+1. ``local_app`` is the application beside the proxy: STATIC on
+   ``local_service_address:local_service_port`` (STRICT_DNS when the address is a host
+   name), ``connect_timeout`` = ``local_connect_timeout_ms``, default 5000 ms. For
+   http2/grpc the app is spoken to in the protocol the client used.
+2. An upstream's cluster is named by its SNI name (``alt_stat_name`` too), type EDS over
+   ADS; ``connect_timeout`` = the upstream's ``connect_timeout_ms``, default 5000 ms;
+   panic mode off (``healthy_panic_threshold`` 0: never send to unhealthy hosts); mutual
+   TLS with SNI and the expected SPIFFE ID (tls.py); HTTP/2 upstream for http2/grpc.
+3. Circuit breakers only when ``limits`` sets something; outlier detection always
+   (empty means Envoy's defaults), from ``passive_health_check`` (knobs.py rule 5). A
+   ``base_ejection_time`` above Envoy's 300 s ``max_ejection_time`` raises that too, as
+   Envoy refuses a base above the maximum.
+4. Two upstreams with the same destination share one cluster (the first one's settings):
+   the cluster name is the SNI name. NOTE: Consul gives an upstream that overrides the
+   protocol or timeouts its own ``<hash>~<sni>`` cluster; trellis does not yet.
+"""
+
+from __future__ import annotations
+
+from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
+from envoy.config.core.v3 import protocol_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from envoy.type.v3 import percent_pb2
+from google.protobuf import wrappers_pb2
+
+from trellis.proxycfg.model import ConnectProxySnapshot, UpstreamSnapshot
+from trellis.xds import types
+from trellis.xds.translate import core, knobs, tls
+from trellis.xds.translate.secrets import leaf_name
+
+HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+MAX_EJECTION_TIME_MS = 300_000  # Envoy's default outlier_detection.max_ejection_time
+
+_Cluster = cluster_pb2.Cluster
+_HttpOptions = http_protocol_options_pb2.HttpProtocolOptions
+
+
+def build_clusters(snapshot: ConnectProxySnapshot, *, upstreams: tuple[UpstreamSnapshot, ...],
+                   local_app: bool = True) -> list[cluster_pb2.Cluster]:
+    """Rules 1-4: ``local_app`` (when asked) and one cluster per upstream in ``upstreams``
+    (the served ones, knobs.py), sorted by name."""
+    clusters: dict[str, cluster_pb2.Cluster] = {}
+    for up in upstreams:
+        clusters.setdefault(up.sni, build_upstream_cluster(snapshot, up))
+    if local_app:
+        clusters[types.LOCAL_APP] = build_local_app(snapshot)
+    return [clusters[name] for name in sorted(clusters)]
+
+
+def build_local_app(snapshot: ConnectProxySnapshot) -> cluster_pb2.Cluster:
+    """Rule 1."""
+    p = snapshot.public
+    address = p.local_service_address or "127.0.0.1"
+    cluster = _Cluster(
+        name=types.LOCAL_APP,
+        type=_Cluster.STATIC if knobs.is_ip(address) else _Cluster.STRICT_DNS,
+        connect_timeout=core.duration(knobs.connect_timeout_ms(p.local_connect_timeout_ms)),
+        load_assignment=endpoint_pb2.ClusterLoadAssignment(cluster_name=types.LOCAL_APP, endpoints=[
+            endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[endpoint_components_pb2.LbEndpoint(
+                endpoint=endpoint_components_pb2.Endpoint(
+                    address=core.socket_address(address, p.local_service_port)))])]),
+    )
+    if knobs.is_http2(p.protocol):
+        options = _HttpOptions(use_downstream_protocol_config=_HttpOptions.UseDownstreamHttpConfig(
+            http_protocol_options=protocol_pb2.Http1ProtocolOptions(),
+            http2_protocol_options=protocol_pb2.Http2ProtocolOptions()))
+        cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(core.pack(options))
+    return cluster
+
+
+def build_upstream_cluster(snapshot: ConnectProxySnapshot, up: UpstreamSnapshot) -> cluster_pb2.Cluster:
+    """Rules 2-3."""
+    cluster = _Cluster(
+        name=up.sni,
+        alt_stat_name=up.sni,
+        type=_Cluster.EDS,
+        eds_cluster_config=_Cluster.EdsClusterConfig(eds_config=core.ads_source()),
+        connect_timeout=core.duration(knobs.connect_timeout_ms(up.connect_timeout_ms)),
+        common_lb_config=_Cluster.CommonLbConfig(healthy_panic_threshold=percent_pb2.Percent(value=0)),
+        outlier_detection=outlier_detection(knobs.outlier_detection(up)),
+        transport_socket=tls.transport_socket(tls.upstream_context(leaf_name(snapshot), up.sni, up.spiffe_id)),
+    )
+    limits = knobs.upstream_limits(up)
+    if limits:
+        cluster.circuit_breakers.CopyFrom(circuit_breakers(limits))
+    if knobs.is_http2(up.protocol):
+        options = _HttpOptions(explicit_http_config=_HttpOptions.ExplicitHttpConfig(
+            http2_protocol_options=protocol_pb2.Http2ProtocolOptions()))
+        cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(core.pack(options))
+    return cluster
+
+
+def circuit_breakers(limits: knobs.Limits) -> circuit_breaker_pb2.CircuitBreakers:
+    """Rule 3: one threshold (default priority) with only the values given."""
+    threshold = circuit_breaker_pb2.CircuitBreakers.Thresholds()
+    for field, value in (("max_connections", limits.max_connections),
+                         ("max_pending_requests", limits.max_pending_requests),
+                         ("max_requests", limits.max_requests)):
+        if value is not None:
+            getattr(threshold, field).CopyFrom(wrappers_pb2.UInt32Value(value=value))
+    return circuit_breaker_pb2.CircuitBreakers(thresholds=[threshold])
+
+
+def outlier_detection(od: knobs.OutlierDetection) -> outlier_detection_pb2.OutlierDetection:
+    """Rule 3."""
+    out = outlier_detection_pb2.OutlierDetection()
+    if od.interval_ms is not None:
+        out.interval.CopyFrom(core.duration(od.interval_ms))
+    for field, value in (("consecutive_5xx", od.consecutive_5xx),
+                         ("enforcing_consecutive_5xx", od.enforcing_consecutive_5xx),
+                         ("max_ejection_percent", od.max_ejection_percent)):
+        if value is not None:
+            getattr(out, field).CopyFrom(wrappers_pb2.UInt32Value(value=value))
+    if od.base_ejection_time_ms is not None:
+        out.base_ejection_time.CopyFrom(core.duration(od.base_ejection_time_ms))
+        if od.base_ejection_time_ms > MAX_EJECTION_TIME_MS:
+            out.max_ejection_time.CopyFrom(core.duration(od.base_ejection_time_ms))
+    return out

@@ -1,0 +1,52 @@
+"""Endpoints: one ClusterLoadAssignment per upstream cluster (pure).
+
+Rules (DESIGN: one health rule; reference/envoy-xds.md §2.8):
+1. The assignment is named as the cluster (the upstream's SNI name) and holds the
+   upstream's usable endpoints (``proxycfg.model.usable_endpoints``): critical instances
+   are left out, passing and warning ones are sent as HEALTHY, so a warning instance
+   keeps its traffic (Consul's rule too).
+2. The weight is the instance's passing weight, clamped to Envoy's 1..128.
+3. An endpoint whose address is not an IP literal is left out: EDS addresses must be
+   IPs, and one host name would make Envoy reject the whole assignment.
+4. Endpoints are sorted by (address, port, service id): equal snapshots, equal bytes.
+   With none left, the assignment is sent empty, so the cluster has no hosts (and
+   connections to it fail fast) rather than waiting for an assignment.
+"""
+
+from __future__ import annotations
+
+from envoy.config.core.v3 import health_check_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from google.protobuf import wrappers_pb2
+
+from trellis.proxycfg.model import Endpoint, UpstreamSnapshot, usable_endpoints
+from trellis.xds.translate import core, knobs
+
+MAX_WEIGHT = 128
+
+
+def build_endpoints(upstreams: tuple[UpstreamSnapshot, ...]) -> list[endpoint_pb2.ClusterLoadAssignment]:
+    """Rules 1-4: one assignment per distinct cluster of ``upstreams`` (the served ones), sorted by name."""
+    assignments: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
+    for up in upstreams:
+        assignments.setdefault(up.sni, build_assignment(up))
+    return [assignments[name] for name in sorted(assignments)]
+
+
+def build_assignment(up: UpstreamSnapshot) -> endpoint_pb2.ClusterLoadAssignment:
+    chosen = sorted((e for e in usable_endpoints(up.endpoints) if knobs.is_ip(e.address)),
+                    key=lambda e: (e.address, e.port, e.service_id))
+    assignment = endpoint_pb2.ClusterLoadAssignment(cluster_name=up.sni)
+    if chosen:
+        assignment.endpoints.append(endpoint_components_pb2.LocalityLbEndpoints(
+            lb_endpoints=[lb_endpoint(e) for e in chosen]))
+    return assignment
+
+
+def lb_endpoint(e: Endpoint) -> endpoint_components_pb2.LbEndpoint:
+    """Rules 1-2."""
+    return endpoint_components_pb2.LbEndpoint(
+        endpoint=endpoint_components_pb2.Endpoint(address=core.socket_address(e.address, e.port)),
+        health_status=health_check_pb2.HEALTHY,
+        load_balancing_weight=wrappers_pb2.UInt32Value(value=min(max(e.weight, 1), MAX_WEIGHT)),
+    )

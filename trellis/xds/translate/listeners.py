@@ -1,0 +1,218 @@
+"""Listeners: the public (inbound) listener and one outbound listener per upstream (pure).
+
+Rules (reference/envoy-xds.md §0, §2.2, §2.3, §2.5, §8):
+1. The public listener is ``public_listener`` (xds/types.py) on the snapshot's public
+   bind address and port. A TLS inspector tells the two filter chains apart:
+   * ``transport_protocol: tls``: mutual TLS (tls.py) and then, for a tcp service, the
+     network RBAC filter and ``tcp_proxy`` to ``local_app``; for http/http2/grpc one HTTP
+     connection manager whose HTTP filters are [grpc_stats, grpc_http1_bridge (grpc
+     only)], the HTTP RBAC filter, the router, with one route ``/`` to ``local_app``.
+   * ``transport_protocol: raw_buffer``: plaintext, answering only ``GET /health``
+     (200, or 503 once the agent asked the proxy to stop) and 403 to everything else
+     without ever reaching the application: the seed's plaintext check
+     ``http://localhost:<public port>/health`` (proxy/preface.py, same port, same rule).
+2. The public HTTP manager normalises paths before RBAC looks at them, upgrades
+   websockets, and (not for grpc) forwards the caller's certificate details in
+   ``x-forwarded-client-cert``, as Consul does. ``local_request_timeout_ms`` and
+   ``local_idle_timeout_ms`` of the proxy config become the route's timeouts.
+3. One outbound listener per served upstream (knobs.py rule 1), named
+   ``<upstream id>:<bind address>:<bind port>`` (Consul's name; the id is the destination
+   name, prefixed ``default/<ns>/`` outside the default namespace as Consul Enterprise
+   does), plaintext on loopback: ``tcp_proxy`` to the upstream's cluster (its SNI name),
+   or for http-like upstreams an HTTP manager with an inline route ``/`` to it and only
+   the router filter (no RBAC outbound). Stat prefix
+   ``upstream.<service>.<ns>.default.<dc>``.
+4. Names and lists come out sorted (the public listener's two chains in the fixed order
+   above), so equal snapshots give byte-identical listeners.
+"""
+
+from __future__ import annotations
+
+from envoy.config.core.v3 import base_pb2, protocol_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.filters.http.grpc_http1_bridge.v3 import config_pb2 as grpc_bridge_pb2
+from envoy.extensions.filters.http.grpc_stats.v3 import config_pb2 as grpc_stats_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.type.matcher.v3 import string_pb2
+from google.protobuf import message, wrappers_pb2
+
+from trellis.proxycfg.model import ConnectProxySnapshot, UpstreamSnapshot
+from trellis.xds import types
+from trellis.xds.translate import core, knobs, rbac, tls
+from trellis.xds.translate.secrets import leaf_name
+
+TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+TCP_PROXY = "envoy.filters.network.tcp_proxy"
+HTTP_CONNECTION_MANAGER = "envoy.filters.network.http_connection_manager"
+ROUTER = "envoy.filters.http.router"
+GRPC_STATS = "envoy.filters.http.grpc_stats"
+GRPC_HTTP1_BRIDGE = "envoy.filters.http.grpc_http1_bridge"
+
+HEALTH_PATH = "/health"
+HEALTH_STAT_PREFIX = "public_listener_health"
+MTLS_CHAIN = "mtls"
+PLAINTEXT_CHAIN = "plaintext_health"
+_REFUSED_BODY = f"this is a mutual TLS port; only GET {HEALTH_PATH} is answered in plaintext\n"
+
+_HCM = hcm_pb2.HttpConnectionManager
+
+
+def build_listeners(snapshot: ConnectProxySnapshot, *, upstreams: tuple[UpstreamSnapshot, ...],
+                    public: bool = True) -> list[listener_pb2.Listener]:
+    """Rules 1-4: the public listener (when ``public``) and one per upstream in ``upstreams``
+    (the served ones, knobs.py), sorted by name."""
+    listeners = [build_upstream_listener(up) for up in upstreams]
+    if public:
+        listeners.append(build_public_listener(snapshot))
+    return sorted(listeners, key=lambda listener: listener.name)
+
+
+# -- the public listener (rules 1, 2) ---------------------------------------------------------
+def build_public_listener(snapshot: ConnectProxySnapshot) -> listener_pb2.Listener:
+    p = snapshot.public
+    return listener_pb2.Listener(
+        name=types.PUBLIC_LISTENER,
+        address=core.socket_address(p.bind_address or "0.0.0.0", p.bind_port),
+        traffic_direction=base_pb2.INBOUND,
+        listener_filters=[listener_components_pb2.ListenerFilter(
+            name=TLS_INSPECTOR, typed_config=core.pack(tls_inspector_pb2.TlsInspector()))],
+        filter_chains=[_mtls_chain(snapshot), _plaintext_chain(snapshot)],
+    )
+
+
+def _mtls_chain(snapshot: ConnectProxySnapshot) -> listener_components_pb2.FilterChain:
+    protocol = snapshot.public.protocol
+    if knobs.is_http(protocol):
+        filters = [network_filter(HTTP_CONNECTION_MANAGER, _public_http_manager(snapshot))]
+    else:
+        filters = [
+            network_filter(rbac.NETWORK_FILTER, rbac.build_network_filter(snapshot)),
+            network_filter(TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=types.PUBLIC_LISTENER,
+                                                              cluster=types.LOCAL_APP)),
+        ]
+    return listener_components_pb2.FilterChain(
+        name=MTLS_CHAIN,
+        filter_chain_match=listener_components_pb2.FilterChainMatch(transport_protocol="tls"),
+        filters=filters,
+        transport_socket=tls.transport_socket(tls.downstream_context(leaf_name(snapshot), protocol)),
+    )
+
+
+def _public_http_manager(snapshot: ConnectProxySnapshot) -> hcm_pb2.HttpConnectionManager:
+    protocol = snapshot.public.protocol
+    action = route_components_pb2.RouteAction(cluster=types.LOCAL_APP)
+    request_ms = knobs.timeout_ms(snapshot.config, "local_request_timeout_ms")
+    if request_ms is not None:
+        action.timeout.CopyFrom(core.duration(request_ms))
+    idle_ms = knobs.timeout_ms(snapshot.config, "local_idle_timeout_ms")
+    if idle_ms is not None:
+        action.idle_timeout.CopyFrom(core.duration(idle_ms))
+    http_filters = []
+    if protocol == "grpc":
+        http_filters += [
+            http_filter(GRPC_STATS, grpc_stats_pb2.FilterConfig(
+                stats_for_all_methods=wrappers_pb2.BoolValue(value=True))),
+            http_filter(GRPC_HTTP1_BRIDGE, grpc_bridge_pb2.Config()),
+        ]
+    http_filters += [http_filter(rbac.HTTP_FILTER, rbac.build_http_filter(snapshot)), _router()]
+    manager = _http_manager(types.PUBLIC_LISTENER, protocol, _one_route(types.PUBLIC_LISTENER, action), http_filters)
+    manager.normalize_path.value = True
+    if protocol != "grpc":
+        manager.forward_client_cert_details = _HCM.APPEND_FORWARD
+        manager.set_current_client_cert_details.CopyFrom(_HCM.SetCurrentClientCertDetails(
+            subject=wrappers_pb2.BoolValue(value=True), cert=True, chain=True, dns=True, uri=True))
+    return manager
+
+
+def _plaintext_chain(snapshot: ConnectProxySnapshot) -> listener_components_pb2.FilterChain:
+    """Rule 1: the plaintext health answer."""
+    status, body = (503, "not serving: the proxy is stopping\n") if snapshot.stop else (200, "ok\n")
+    health = route_components_pb2.Route(
+        name="health",
+        match=route_components_pb2.RouteMatch(path=HEALTH_PATH, headers=[route_components_pb2.HeaderMatcher(
+            name=":method", string_match=string_pb2.StringMatcher(exact="GET"))]),
+        direct_response=_direct(status, body),
+    )
+    refused = route_components_pb2.Route(
+        name="refused", match=route_components_pb2.RouteMatch(prefix="/"), direct_response=_direct(403, _REFUSED_BODY),
+    )
+    routes = route_pb2.RouteConfiguration(name=HEALTH_STAT_PREFIX, virtual_hosts=[route_components_pb2.VirtualHost(
+        name=HEALTH_STAT_PREFIX, domains=["*"], routes=[health, refused])])
+    manager = _HCM(stat_prefix=HEALTH_STAT_PREFIX, codec_type=_HCM.AUTO, route_config=routes,
+                   http_filters=[_router()])
+    return listener_components_pb2.FilterChain(
+        name=PLAINTEXT_CHAIN,
+        filter_chain_match=listener_components_pb2.FilterChainMatch(transport_protocol="raw_buffer"),
+        filters=[network_filter(HTTP_CONNECTION_MANAGER, manager)],
+    )
+
+
+def _direct(status: int, body: str) -> route_components_pb2.DirectResponseAction:
+    return route_components_pb2.DirectResponseAction(status=status, body=base_pb2.DataSource(inline_string=body))
+
+
+# -- upstream listeners (rule 3) --------------------------------------------------------------
+def upstream_id(up: UpstreamSnapshot) -> str:
+    """Rule 3: Consul's upstream id."""
+    if up.destination_namespace == "default":
+        return up.destination_name
+    return f"default/{up.destination_namespace}/{up.destination_name}"
+
+
+def upstream_listener_name(up: UpstreamSnapshot) -> str:
+    return f"{upstream_id(up)}:{up.local_bind_address}:{up.local_bind_port}"
+
+
+def upstream_stat_prefix(up: UpstreamSnapshot) -> str:
+    """Consul's ``upstream.<service>.<ns>.<partition>.<dc>``, colons made underscores."""
+    return f"upstream.{up.destination_name}.{up.destination_namespace}.default.{up.datacenter}".replace(":", "_")
+
+
+def build_upstream_listener(up: UpstreamSnapshot) -> listener_pb2.Listener:
+    stat_prefix = upstream_stat_prefix(up)
+    if knobs.is_http(up.protocol):
+        route = _one_route(upstream_id(up), route_components_pb2.RouteAction(cluster=up.sni))
+        filters = [network_filter(HTTP_CONNECTION_MANAGER, _http_manager(stat_prefix, up.protocol, route, [_router()]))]
+    else:
+        filters = [network_filter(TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=up.sni))]
+    return listener_pb2.Listener(
+        name=upstream_listener_name(up),
+        address=core.socket_address(up.local_bind_address, up.local_bind_port),
+        traffic_direction=base_pb2.OUTBOUND,
+        filter_chains=[listener_components_pb2.FilterChain(filters=filters)],
+    )
+
+
+# -- shared pieces ----------------------------------------------------------------------------
+def _http_manager(stat_prefix: str, protocol: str, routes: route_pb2.RouteConfiguration,
+                  http_filters: list[hcm_pb2.HttpFilter]) -> hcm_pb2.HttpConnectionManager:
+    manager = _HCM(
+        stat_prefix=stat_prefix, codec_type=_HCM.AUTO, route_config=routes, http_filters=http_filters,
+        upgrade_configs=[_HCM.UpgradeConfig(upgrade_type="websocket")],
+    )
+    if knobs.is_http2(protocol):
+        manager.http2_protocol_options.CopyFrom(protocol_pb2.Http2ProtocolOptions())
+    return manager
+
+
+def _one_route(name: str, action: route_components_pb2.RouteAction) -> route_pb2.RouteConfiguration:
+    """An inline route configuration: every host, every path, to one cluster."""
+    route = route_components_pb2.Route(match=route_components_pb2.RouteMatch(prefix="/"), route=action)
+    return route_pb2.RouteConfiguration(name=name, virtual_hosts=[
+        route_components_pb2.VirtualHost(name=name, domains=["*"], routes=[route])])
+
+
+def _router() -> hcm_pb2.HttpFilter:
+    return http_filter(ROUTER, router_pb2.Router())
+
+
+def network_filter(name: str, config: message.Message) -> listener_components_pb2.Filter:
+    return listener_components_pb2.Filter(name=name, typed_config=core.pack(config))
+
+
+def http_filter(name: str, config: message.Message) -> hcm_pb2.HttpFilter:
+    return hcm_pb2.HttpFilter(name=name, typed_config=core.pack(config))

@@ -1,0 +1,276 @@
+"""Intentions as Envoy RBAC rules, deciding exactly as the intentions engine does (pure).
+
+The engine (connect/intentions/decide.py) walks the intentions for this destination in
+evaluation order and lets the first one whose source matches decide; an L7 intention
+then lets its first matching permission decide, and the default when none matches.
+Envoy's RBAC has no order: a policy list matches when any policy does. The translation
+(Consul agent/xds/rbac.go, reference/envoy-xds.md §2.3) turns one into the other:
+
+Rule 1: the Envoy action is the opposite of the default. Default deny: an ALLOW list
+(what is allowed); default allow: a DENY list. Call the Envoy action "wanted": a
+policy must match exactly the (source, request) pairs the engine decides "wanted" for.
+Rule 2: intentions are taken in evaluation order (precedence.py rule 3). One whose
+source is covered by an earlier intention's source never decides and is dropped.
+Rule 3: every other intention keeps its source AND NOT the sources of the earlier
+intentions that overlap it and do not decide "wanted" outright (L4 of the default
+action, or L7): a source those match is theirs to decide. Then an L4 intention whose
+action is the default is dropped: the default does the same, and its carve-outs are
+already attached to the later ones. A covered not-source is left out (its cover is there).
+Rule 4: on a tcp listener there is no request, so an L7 intention is an L4 deny
+(decide.py rule 4). On an HTTP listener, all intentions go to the HTTP filter, and an
+L7 intention becomes its own policy: its principal, and the permissions whose action is
+"wanted", each AND NOT the earlier permissions of the other action (first match wins
+inside an intention too); a permission identical to an earlier one, or after one that
+matches everything, never decides and is dropped. An L7 intention with no "wanted"
+permission left is dropped: when nothing "wanted" matches, its answer is the default,
+which is what no policy means.
+Rule 5: policies are ``consul-intentions-layer4`` (permission ``any``, one principal per
+L4 intention) and ``consul-intentions-layer7-<n>`` (one per L7 intention, n counting from
+0 in evaluation order). No policy at all: ALLOW denies everything, DENY allows everything.
+Rule 6: a source is matched on the peer certificate's URI SAN, with a RE2 regex
+``^spiffe://<td>/ns/<ns>/dc/[^/]+/svc/<name>$``: any datacenter; a ``*`` namespace or name
+is ``[^/]+``; names are percent-encoded as in SPIFFE IDs (connect/spiffe.py) and quoted.
+Rule 7: a permission is the AND of its criteria, as l7.py evaluates them: path exact /
+prefix / regex on ``url_path`` (query stripped); each header with exact, regex, prefix,
+suffix, contains or present (the first one set, Consul's order), ``ignore_case`` and
+``invert_match``; methods as a ``:method`` regex. NOTE: the methods regex is
+case-insensitive because l7.py upper-cases the request's method before comparing;
+Consul's is case-sensitive (``GET|PUT``). No criterion: ``any``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from envoy.config.rbac.v3 import rbac_pb2
+from envoy.config.route.v3 import route_components_pb2
+from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
+from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb2
+from envoy.type.matcher.v3 import path_pb2, regex_pb2, string_pb2
+
+from trellis.connect.intentions.decide import destination_matches
+from trellis.connect.intentions.l7 import has_criterion
+from trellis.connect.intentions.model import WILDCARD, Action, HeaderMatch, HTTPMatch, Intention, Permission
+from trellis.connect.intentions.precedence import sorted_intentions
+from trellis.proxycfg.model import ConnectProxySnapshot
+
+NETWORK_FILTER = "envoy.filters.network.rbac"
+HTTP_FILTER = "envoy.filters.http.rbac"
+STAT_PREFIX = "connect_authz"
+L4_POLICY = "consul-intentions-layer4"
+L7_POLICY = "consul-intentions-layer7-{}"
+
+Name = tuple[str, str]  # (namespace, name), either may be "*"
+
+_ANY_SEGMENT = "[^/]+"
+_QUOTE_META = set("\\.+*?()|[]{}^$")  # Go's regexp.QuoteMeta, as Consul quotes
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One intention after rules 2-4: who it is for, and what it decides."""
+
+    source: Name
+    not_sources: tuple[Name, ...]
+    action: Action | None  # None: L7, decided by ``permissions``
+    permissions: tuple[Permission, ...] = ()
+
+
+def covers(outer: Name, inner: Name) -> bool:
+    """Whether every source ``inner`` matches is matched by ``outer``."""
+    return outer[0] in (WILDCARD, inner[0]) and outer[1] in (WILDCARD, inner[1])
+
+
+def overlaps(a: Name, b: Name) -> bool:
+    """Whether some source is matched by both ``a`` and ``b``."""
+    return (WILDCARD in (a[0], b[0]) or a[0] == b[0]) and (WILDCARD in (a[1], b[1]) or a[1] == b[1])
+
+
+def wanted_action(default_allowed: bool) -> Action:
+    """Rule 1: the action the RBAC policies express."""
+    return Action.DENY if default_allowed else Action.ALLOW
+
+
+def build_rules(snapshot: ConnectProxySnapshot, *, http: bool) -> rbac_pb2.RBAC:
+    """Rules 1-7: the RBAC rules enforcing ``snapshot``'s intentions for its service."""
+    wanted = wanted_action(snapshot.default.allowed)
+    destination = (snapshot.namespace, snapshot.service)
+    rules = reduce_intentions(
+        (i for i in snapshot.intentions if destination_matches(i, destination)), wanted=wanted, http=http,
+    )
+    td = snapshot.trust_domain
+    policies: dict[str, rbac_pb2.Policy] = {}
+    l4 = [principal(td, r.source, r.not_sources) for r in rules if r.action is not None]
+    if l4:
+        policies[L4_POLICY] = rbac_pb2.Policy(permissions=[rbac_pb2.Permission(any=True)], principals=l4)
+    for n, r in enumerate(r for r in rules if r.action is None):
+        policies[L7_POLICY.format(n)] = rbac_pb2.Policy(
+            permissions=permissions(r.permissions, wanted), principals=[principal(td, r.source, r.not_sources)],
+        )
+    action = rbac_pb2.RBAC.ALLOW if wanted == Action.ALLOW else rbac_pb2.RBAC.DENY
+    return rbac_pb2.RBAC(action=action, policies=policies)
+
+
+def build_network_filter(snapshot: ConnectProxySnapshot) -> network_rbac_pb2.RBAC:
+    """The ``envoy.filters.network.rbac`` config of a tcp public listener (rule 4)."""
+    return network_rbac_pb2.RBAC(rules=build_rules(snapshot, http=False), stat_prefix=STAT_PREFIX)
+
+
+def build_http_filter(snapshot: ConnectProxySnapshot) -> http_rbac_pb2.RBAC:
+    """The ``envoy.filters.http.rbac`` config of an HTTP public listener (rule 4)."""
+    return http_rbac_pb2.RBAC(rules=build_rules(snapshot, http=True))
+
+
+def reduce_intentions(intentions: Iterable[Intention], *, wanted: Action, http: bool) -> list[Rule]:
+    """Rules 2-4: the intentions that need a policy, each with its carve-outs, in order."""
+    kept: list[Rule] = []  # every intention that can decide, the default's own included
+    for ixn in sorted_intentions(intentions):
+        if any(covers(earlier.source, ixn.source) for earlier in kept):
+            continue  # rule 2
+        action = _action(ixn, http)
+        carve = [e.source for e in kept if e.action != wanted and overlaps(e.source, ixn.source)]
+        kept.append(Rule(ixn.source, _simplify(carve), action, ixn.permissions if action is None else ()))
+    return [r for r in kept if r.action == wanted or (r.action is None and _wanted_permissions(r, wanted))]
+
+
+def _action(ixn: Intention, http: bool) -> Action | None:
+    """Rule 4: L7 intentions are denies where there is no request."""
+    if not ixn.l7:
+        return ixn.action
+    return None if http else Action.DENY
+
+
+def _simplify(sources: list[Name]) -> tuple[Name, ...]:
+    """Rule 3: drop a not-source covered by another (the first of equal ones stays)."""
+    out: list[Name] = []
+    for i, s in enumerate(sources):
+        if s in out:
+            continue
+        if any(j != i and t != s and covers(t, s) for j, t in enumerate(sources)):
+            continue
+        out.append(s)
+    return tuple(out)
+
+
+def _wanted_permissions(rule: Rule, wanted: Action) -> bool:
+    return bool(reduce_permissions(rule.permissions, wanted))
+
+
+def reduce_permissions(perms: Iterable[Permission], wanted: Action) -> list[tuple[HTTPMatch, tuple[HTTPMatch, ...]]]:
+    """Rule 4 inside an L7 intention: each "wanted" permission with the earlier matches of
+    the other action it must not meet, in order."""
+    out: list[tuple[HTTPMatch, tuple[HTTPMatch, ...]]] = []
+    others: list[HTTPMatch] = []
+    seen: set[HTTPMatch] = set()
+    for p in perms:
+        if p.http in seen:
+            continue
+        seen.add(p.http)
+        if p.action == wanted:
+            out.append((p.http, tuple(others)))
+        else:
+            others.append(p.http)
+        if matches_everything(p.http):
+            break
+    return out
+
+
+def matches_everything(http: HTTPMatch) -> bool:
+    """l7.py rule 1: a permission without criteria matches every request."""
+    return not (http.methods or http.path_exact or http.path_prefix or http.path_regex
+                or any(has_criterion(h) for h in http.headers))
+
+
+# -- principals (rule 6) ----------------------------------------------------------------------
+def principal(td: str, source: Name, not_sources: tuple[Name, ...] = ()) -> rbac_pb2.Principal:
+    """Rule 6: ``source`` AND NOT each of ``not_sources``."""
+    base = _spiffe_principal(td, source)
+    if not not_sources:
+        return base
+    ids = [base] + [rbac_pb2.Principal(not_id=_spiffe_principal(td, n)) for n in not_sources]
+    return rbac_pb2.Principal(and_ids=rbac_pb2.Principal.Set(ids=ids))
+
+
+def spiffe_regex(td: str, source: Name) -> str:
+    """Rule 6: the URI SAN pattern of a source."""
+    ns, name = (_segment(part) for part in source)
+    return f"^spiffe://{quote_meta(td)}/ns/{ns}/dc/{_ANY_SEGMENT}/svc/{name}$"
+
+
+def quote_meta(text: str) -> str:
+    """Go's ``regexp.QuoteMeta``: a backslash before each RE2 metacharacter."""
+    return "".join("\\" + c if c in _QUOTE_META else c for c in text)
+
+
+def _segment(part: str) -> str:
+    return _ANY_SEGMENT if part == WILDCARD else quote_meta(quote(part, safe=""))
+
+
+def _spiffe_principal(td: str, source: Name) -> rbac_pb2.Principal:
+    matcher = string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=spiffe_regex(td, source)))
+    return rbac_pb2.Principal(authenticated=rbac_pb2.Principal.Authenticated(principal_name=matcher))
+
+
+# -- permissions (rule 7) ---------------------------------------------------------------------
+def permissions(perms: Iterable[Permission], wanted: Action) -> list[rbac_pb2.Permission]:
+    """Rule 4's permission list of one L7 intention."""
+    out = []
+    for match, unless in reduce_permissions(perms, wanted):
+        rule = permission(match)
+        if unless:
+            head = list(rule.and_rules.rules) if rule.HasField("and_rules") else [rule]
+            rule = rbac_pb2.Permission(and_rules=rbac_pb2.Permission.Set(
+                rules=head + [rbac_pb2.Permission(not_rule=permission(u)) for u in unless]))
+        out.append(rule)
+    return out
+
+
+def permission(http: HTTPMatch) -> rbac_pb2.Permission:
+    """Rule 7: one HTTP match as an RBAC permission."""
+    parts: list[rbac_pb2.Permission] = []
+    path = _path(http)
+    if path is not None:
+        parts.append(rbac_pb2.Permission(url_path=path_pb2.PathMatcher(path=path)))
+    parts += [rbac_pb2.Permission(header=header_matcher(h)) for h in http.headers if has_criterion(h)]
+    if http.methods:
+        parts.append(rbac_pb2.Permission(header=route_components_pb2.HeaderMatcher(
+            name=":method", string_match=_regex("(?i)" + "|".join(quote_meta(m) for m in http.methods)))))
+    if not parts:
+        return rbac_pb2.Permission(any=True)
+    if len(parts) == 1:
+        return parts[0]
+    return rbac_pb2.Permission(and_rules=rbac_pb2.Permission.Set(rules=parts))
+
+
+def _path(http: HTTPMatch) -> string_pb2.StringMatcher | None:
+    if http.path_exact:
+        return string_pb2.StringMatcher(exact=http.path_exact)
+    if http.path_prefix:
+        return string_pb2.StringMatcher(prefix=http.path_prefix)
+    if http.path_regex:
+        return _regex(http.path_regex)
+    return None
+
+
+def header_matcher(h: HeaderMatch) -> route_components_pb2.HeaderMatcher:
+    """Rule 7 (l7.py rule 5): the first criterion set, in Consul's order."""
+    matcher = route_components_pb2.HeaderMatcher(name=h.name, invert_match=h.invert)
+    if h.exact:
+        matcher.string_match.CopyFrom(string_pb2.StringMatcher(exact=h.exact, ignore_case=h.ignore_case))
+    elif h.regex:
+        matcher.string_match.CopyFrom(_regex(h.regex))
+    elif h.prefix:
+        matcher.string_match.CopyFrom(string_pb2.StringMatcher(prefix=h.prefix, ignore_case=h.ignore_case))
+    elif h.suffix:
+        matcher.string_match.CopyFrom(string_pb2.StringMatcher(suffix=h.suffix, ignore_case=h.ignore_case))
+    elif h.contains:
+        matcher.string_match.CopyFrom(string_pb2.StringMatcher(contains=h.contains, ignore_case=h.ignore_case))
+    else:
+        matcher.present_match = True
+    return matcher
+
+
+def _regex(pattern: str) -> string_pb2.StringMatcher:
+    return string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=pattern))

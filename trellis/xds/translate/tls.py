@@ -1,0 +1,78 @@
+"""The TLS contexts of the public listener and of every upstream cluster (pure).
+
+Rules (reference/envoy-xds.md §2.2, §2.6, §2.9; DESIGN: SDS secret names):
+1. Certificates never sit inline in a listener or a cluster: the leaf is the SDS secret
+   ``leaf/<ns>/<service>`` and the trust bundle the secret ``roots``, both fetched over
+   the ADS stream, so a rotation replaces secrets and drains nothing.
+2. Inbound: the client certificate is required and must chain to a mesh root; no SAN
+   is matched there (authorization is the RBAC filter's job). ALPN is offered for HTTP
+   services only (h2 first for http2/grpc).
+3. Outbound: SNI is the upstream's SNI name and the server's certificate must carry the
+   upstream's SPIFFE ID as a URI SAN, exactly. The matcher and the SDS trust bundle are
+   combined with ``combined_validation_context`` (SAN matching stays ours, the bundle
+   comes from SDS).
+4. TLS 1.2 is the minimum both ways (Consul's default ``mesh.tls``).
+"""
+
+from __future__ import annotations
+
+from envoy.config.core.v3 import base_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
+from envoy.type.matcher.v3 import string_pb2
+from google.protobuf import wrappers_pb2
+
+from trellis.xds import types
+from trellis.xds.translate import core
+
+TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
+TLS_PARAMS = common_pb2.TlsParameters(tls_minimum_protocol_version=common_pb2.TlsParameters.TLSv1_2)
+
+
+def sds(name: str) -> secret_pb2.SdsSecretConfig:
+    """Rule 1: a reference to the SDS secret ``name``, fetched over ADS."""
+    return secret_pb2.SdsSecretConfig(name=name, sds_config=core.ads_source())
+
+
+def alpn_for(protocol: str) -> list[str]:
+    """Rule 2 (Consul's ``alpn_protocols``): none for tcp."""
+    if protocol in ("http2", "grpc"):
+        return ["h2", "http/1.1"]
+    if protocol == "http":
+        return ["http/1.1"]
+    return []
+
+
+def downstream_context(leaf_secret: str, protocol: str) -> tls_pb2.DownstreamTlsContext:
+    """Rules 1, 2, 4: the public listener's TLS."""
+    return tls_pb2.DownstreamTlsContext(
+        common_tls_context=tls_pb2.CommonTlsContext(
+            tls_params=TLS_PARAMS,
+            tls_certificate_sds_secret_configs=[sds(leaf_secret)],
+            validation_context_sds_secret_config=sds(types.ROOTS_SECRET),
+            alpn_protocols=alpn_for(protocol),
+        ),
+        require_client_certificate=wrappers_pb2.BoolValue(value=True),
+    )
+
+
+def upstream_context(leaf_secret: str, sni: str, spiffe_id: str) -> tls_pb2.UpstreamTlsContext:
+    """Rules 1, 3, 4: an upstream cluster's TLS."""
+    san = common_pb2.SubjectAltNameMatcher(
+        san_type=common_pb2.SubjectAltNameMatcher.URI, matcher=string_pb2.StringMatcher(exact=spiffe_id),
+    )
+    combined = tls_pb2.CommonTlsContext.CombinedCertificateValidationContext(
+        default_validation_context=common_pb2.CertificateValidationContext(match_typed_subject_alt_names=[san]),
+        validation_context_sds_secret_config=sds(types.ROOTS_SECRET),
+    )
+    return tls_pb2.UpstreamTlsContext(
+        common_tls_context=tls_pb2.CommonTlsContext(
+            tls_params=TLS_PARAMS,
+            tls_certificate_sds_secret_configs=[sds(leaf_secret)],
+            combined_validation_context=combined,
+        ),
+        sni=sni,
+    )
+
+
+def transport_socket(context: tls_pb2.DownstreamTlsContext | tls_pb2.UpstreamTlsContext) -> base_pb2.TransportSocket:
+    return base_pb2.TransportSocket(name=TRANSPORT_SOCKET, typed_config=core.pack(context))
