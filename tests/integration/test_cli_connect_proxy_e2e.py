@@ -130,8 +130,8 @@ def test_the_seeds_sidecar_turns_healthy_serves_and_answers_the_verbs(agent, app
         assert until(lambda: get(upstream)) == "api"
         listed = cli(agent, "-list")
         assert listed.returncode == 0
-        row = next(line.split() for line in listed.stdout.splitlines() if line.startswith("web-1-sidecar-proxy"))
-        assert row[1:3] == ["web", "builtin"] and row[-1] == row[-2] != "-"  # applied == sent
+        row = next(line for line in listed.stdout.splitlines() if line.startswith("web-1-sidecar-proxy"))
+        assert row.split()[1:3] == ["web", "builtin"] and "in sync (" in row  # applied == sent
         as_json = json.loads(cli(agent, "-list", "-format", "json").stdout)
         assert {p["ProxyID"] for p in as_json} >= {"web-1-sidecar-proxy", "api-1-sidecar-proxy"}
         verify = cli(agent, "-sidecar-for", "web-1", "-verify")

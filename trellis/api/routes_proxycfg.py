@@ -18,6 +18,7 @@ from trellis.api.blocking import parse_query_options
 from trellis.catalog.model import Proxy, Service, ServiceKind, Upstream
 from trellis.errors import InvalidInput, NotFound
 from trellis.proxycfg.build import to_json
+from trellis.proxycfg.watcher import STALE_AFTER
 
 
 def add_routes(r: web.UrlDispatcher) -> None:
@@ -73,6 +74,7 @@ async def list_proxies(request: web.Request) -> web.Response:
             continue
         snap = w.snapshots.get(proxy_id)
         st = w.status.get(proxy_id)
+        lag, in_sync = w.lag(proxy_id)
         out.append({
             "ProxyID": proxy_id, "Service": snap.service if snap else "", "Kind": "connect-proxy",
             "DataPlane": st.data_plane if st else "",
@@ -82,6 +84,8 @@ async def list_proxies(request: web.Request) -> web.Response:
             "Connections": st.connections if st else 0,
             "SnapshotVersion": snap.version if snap else "", "SentVersion": st.sent_version if st else "",
             "AppliedVersion": st.applied_version if st else "", "LastSeen": st.last_seen if st else 0,
+            "PublishedAt": st.published_at if st else 0, "AppliedAt": st.applied_at if st else 0,
+            "LagSeconds": round(lag, 4), "InSync": in_sync, "Stale": not in_sync and lag > STALE_AFTER,
             "PID": st.pid if st else 0, "Ephemeral": proxy_id in w.ephemeral,
         })
     return json_response(request, out)

@@ -161,14 +161,26 @@ def list_proxies(client: http.ApiClient, fmt: str) -> int:
 
 def format_list(proxies: Sequence[Mapping[str, Any]], *, now: float) -> str:
     """The ``-list`` table. Pure."""
-    rows = [("ID", "Service", "Data plane", "Public", "Upstreams", "Leaf expires", "Conns", "Sent", "Applied")]
+    rows = [("ID", "Service", "Data plane", "Public", "Upstreams", "Leaf expires", "Conns", "Sent", "Applied",
+             "Lag")]
     for p in proxies:
         left = p.get("LeafValidBefore", 0) - now
         rows.append((p["ProxyID"], p.get("Service", ""), p.get("DataPlane") or "-", p.get("PublicListener", ""),
                      ",".join(p.get("Upstreams") or []) or "-", _human(left) if p.get("LeafValidBefore") else "-",
                      str(p.get("Connections", 0)), (p.get("SentVersion") or "-")[:8],
-                     (p.get("AppliedVersion") or "-")[:8]))
+                     (p.get("AppliedVersion") or "-")[:8], format_lag(p)))
     return output.columnize(rows)
+
+
+def format_lag(p: Mapping[str, Any]) -> str:
+    """``in sync (12ms)``, ``3.2s behind``, or ``STALE 42s behind`` past the agent's threshold. Pure."""
+    lag = float(p.get("LagSeconds") or 0)
+    shown = f"{lag * 1000:.0f}ms" if lag < 1 else f"{lag:.1f}s"
+    if p.get("InSync"):
+        return f"in sync ({shown})"
+    if not p.get("AppliedVersion") and not p.get("DataPlane"):
+        return "not running"
+    return f"STALE {shown} behind" if p.get("Stale") else f"{shown} behind"
 
 
 def _human(seconds: float) -> str:

@@ -11,8 +11,9 @@ Rules:
 2. A rebuild waits ``debounce`` (DESIGN: 10-20 ms) after a change, so a burst of
    writes costs one snapshot.
 3. The registry remembers, per proxy, the version sent and the version the proxy
-   reports as applied (its heartbeat), with the proxy's own figures (connections, pid);
-   ``-list`` shows it.
+   reports as applied (a built-in proxy's heartbeat, Envoy's ACKs), with their times,
+   and the proxy's own figures (connections, pid); ``-list`` shows each proxy's lag and
+   flags one that has not applied the newest snapshot within ``STALE_AFTER``.
 4. A proxy's leaf failing to issue (rate limited, CA not ready) is retried; the last
    snapshot stays published meanwhile.
 """
@@ -37,6 +38,7 @@ log = logging.getLogger("trellis.proxycfg")
 
 DEBOUNCE = 0.015
 LEAF_RETRY = 1.0
+STALE_AFTER = 10.0  # seconds a snapshot may stay unapplied before -list flags the proxy
 EPHEMERAL_SILENCE = 60.0  # seconds without a heartbeat before an ephemeral proxy is dropped
 
 
@@ -48,6 +50,8 @@ class ProxyStatus:
     sent_version: str = ""
     sent_index: int = 0
     applied_version: str = ""
+    published_at: float = 0.0  # when the newest snapshot version was published
+    applied_at: float = 0.0  # when the proxy reported that version applied (ACKed)
     last_seen: float = 0.0
     connections: int = 0
     pid: int = 0
@@ -127,10 +131,23 @@ class ProxyWatcher:
             self._poke(proxy_id)
         if pid != st.pid and self.on_proxy_up is not None:
             self.on_proxy_up(self.proxy(proxy_id))  # type: ignore[arg-type]
+        current = self.snapshots.get(proxy_id)
+        if current is not None and applied_version == current.version and st.applied_version != applied_version:
+            st.applied_at = self.clock()
         st.applied_version, st.connections, st.pid = applied_version, connections, pid
         st.data_plane, st.last_seen = data_plane, self.clock()
         st.extra = dict(extra or {})
         return st
+
+    def lag(self, proxy_id: str) -> tuple[float, bool]:
+        """(seconds, in sync): how long the newest snapshot took to be applied, or, while
+        it is not yet, how long it has been waiting (rule 3)."""
+        st, snap = self.status.get(proxy_id), self.snapshots.get(proxy_id)
+        if st is None or snap is None or not st.published_at:
+            return 0.0, False
+        if st.applied_version == snap.version:
+            return max(0.0, st.applied_at - st.published_at), True
+        return max(0.0, self.clock() - st.published_at), False
 
     def request_stop(self, proxy_id: str) -> None:
         if self.proxy(proxy_id) is None:
@@ -236,6 +253,7 @@ class ProxyWatcher:
             return
         self._index = max(self._index + 1, self.view.revision)
         self.snapshots[proxy_id] = replace(snap, index=self._index)
+        self.status.setdefault(proxy_id, ProxyStatus(proxy_id)).published_at = self.clock()
         self.rebuilds += 1
         self._wake(proxy_id)
 

@@ -61,13 +61,25 @@ def test_parse_upstream_errors(text, message):
 def test_the_list_table():
     rows = [{"ProxyID": "web-1-sidecar-proxy", "Service": "web", "DataPlane": "builtin",
              "PublicListener": "127.0.0.1:21000", "Upstreams": ["api@127.0.0.1:9191"], "LeafValidBefore": 7300,
-             "Connections": 3, "SentVersion": "abcdef0123", "AppliedVersion": "abcdef0123"}]
+             "Connections": 3, "SentVersion": "abcdef0123", "AppliedVersion": "abcdef0123",
+             "LagSeconds": 0.012, "InSync": True}]
     text = cp.format_list(rows, now=100)
     header, line = text.splitlines()
     assert header.split() == ["ID", "Service", "Data", "plane", "Public", "Upstreams", "Leaf", "expires", "Conns",
-                              "Sent", "Applied"]
+                              "Sent", "Applied", "Lag"]
     assert line.split() == ["web-1-sidecar-proxy", "web", "builtin", "127.0.0.1:21000", "api@127.0.0.1:9191",
-                            "in", "2.0h", "3", "abcdef01", "abcdef01"]
+                            "in", "2.0h", "3", "abcdef01", "abcdef01", "in", "sync", "(12ms)"]
+
+
+@pytest.mark.parametrize(("row", "shown"), [
+    ({"LagSeconds": 0.012, "InSync": True, "AppliedVersion": "a"}, "in sync (12ms)"),
+    ({"LagSeconds": 3.2, "InSync": False, "AppliedVersion": "a", "DataPlane": "envoy"}, "3.2s behind"),
+    ({"LagSeconds": 42, "InSync": False, "Stale": True, "AppliedVersion": "a", "DataPlane": "envoy"},
+     "STALE 42.0s behind"),
+    ({"LagSeconds": 50, "InSync": False}, "not running"),
+], ids=["in-sync", "behind", "stale", "never-reported"])
+def test_the_lag_column(row, shown):
+    assert cp.format_lag(row) == shown
 
 
 def _snapshot(*, service_in_cert: str = "web", ttl: float = 3600.0, trusted: bool = True) -> dict:
