@@ -352,11 +352,14 @@ class Agent:
             return DefaultDecision(d.allowed, d.reason)
 
         def proxy_up(proxy: Any) -> None:
-            # its TCP/HTTP checks see it listening now, not at their next interval
+            # its TCP/HTTP checks see it listening now, not at their next interval; once
+            # more a moment later, in case its listeners were still being bound
             if self.runner is not None:
                 from trellis.health.model import ServiceKey
 
-                self.runner.probe_now(ServiceKey(proxy.namespace, proxy.id))
+                key = ServiceKey(proxy.namespace, proxy.id)
+                self.runner.probe_now(key)
+                asyncio.get_running_loop().call_later(1.0, self.runner.probe_now, key)
 
         self.proxies = ProxyWatcher(self.view, self.leaves, node=self.node_name, datacenter=self.datacenter,
                                     default=default, on_proxy_up=proxy_up)

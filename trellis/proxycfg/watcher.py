@@ -129,7 +129,7 @@ class ProxyWatcher:
         if st.stop_requested and pid and st.stop_pid and pid != st.stop_pid:
             st.stop_requested, st.stop_pid = False, 0  # a new process: the stop was for the old one
             self._poke(proxy_id)
-        if pid != st.pid and self.on_proxy_up is not None:
+        if pid and pid != st.pid and self.on_proxy_up is not None:
             self.on_proxy_up(self.proxy(proxy_id))  # type: ignore[arg-type]
         current = self.snapshots.get(proxy_id)
         if current is not None and applied_version == current.version and st.applied_version != applied_version:

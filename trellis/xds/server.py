@@ -30,6 +30,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -175,6 +176,9 @@ def _agent(request: discovery_pb2.DeltaDiscoveryRequest) -> str:
     return f"{node.user_agent_name or 'unknown agent'} {version}"
 
 
+_STREAM_IDS = itertools.count(1)
+
+
 class _Session:
     """The shell state of one stream: the protocol state, the desired resources, and
     what was last reported (rules 2 and 5)."""
@@ -194,6 +198,7 @@ class _Session:
         self.sent_at: dict[str, float] = {}  # nonce -> monotonic time it was sent
         self.wake = asyncio.Event()
         self._reported: tuple | None = None
+        self.stream_id = next(_STREAM_IDS)  # reported as the "pid" once in sync: a new Envoy process or stream
 
     async def run(self, first: discovery_pb2.DeltaDiscoveryRequest) -> None:
         self.on_request(first)
@@ -327,8 +332,10 @@ class _Session:
         if key == self._reported or not self.state.types:
             return
         try:
-            self.server.source.report(self.proxy_id, applied_version=self.applied_version,
-                                      data_plane="envoy", extra=extra)
+            # The stream's number stands for a process ID once Envoy holds its listeners, so
+            # the registry sees "a new proxy is up" (the agent then probes its sidecar checks).
+            self.server.source.report(self.proxy_id, applied_version=self.applied_version, data_plane="envoy",
+                                      pid=self.stream_id if self.applied_version else 0, extra=extra)
         except NotFound:
             return  # the proxy went away; _follow ends the stream
         self._reported = key
