@@ -5,7 +5,7 @@
                             translate/clusters.py   CLUSTER   local_app, <sni> per upstream
                             translate/endpoints.py  ENDPOINT  <sni> per upstream
                             translate/listeners.py  LISTENER  public_listener, <id>:<addr>:<port>
-                            (ROUTE stays empty: every route config is inline)
+                            (ROUTE: the public listener's HTTP route, with its per-route RBAC)
     resources ──consistency_problems──▶ [] when every name a resource uses is there
 
 Rules:
@@ -37,7 +37,7 @@ from google.protobuf import any_pb2, message
 
 from trellis.proxycfg.model import ConnectProxySnapshot
 from trellis.xds import types
-from trellis.xds.translate import clusters, endpoints, knobs, listeners, secrets
+from trellis.xds.translate import clusters, endpoints, knobs, listeners, routes, secrets
 
 Resources = dict[str, dict[str, message.Message]]
 
@@ -56,7 +56,7 @@ def build_resources(snapshot: ConnectProxySnapshot) -> Resources:
         types.ENDPOINT: endpoints.build_endpoints(upstreams),
         types.LISTENER: listeners.build_listeners(
             snapshot, upstreams=upstreams, public=ready and has_app and p.bind_port > 0),
-        types.ROUTE: (),
+        types.ROUTE: routes.build_routes(snapshot, public=ready and has_app and p.bind_port > 0),
     }
     return {type_url: _by_name(found[type_url]) for type_url in types.ORDER}
 

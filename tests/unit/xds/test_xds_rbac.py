@@ -129,7 +129,9 @@ def rbac_allows(rules: rbac_pb2.RBAC, uri: str, request: HTTPRequest | None) -> 
 
 
 def public_rules(resources: dict) -> rbac_pb2.RBAC:
-    """The RBAC rules of the public listener's mTLS chain (network filter or HTTP filter)."""
+    """The RBAC rules that decide on the public listener: the network filter's for tcp;
+    for HTTP, the per-route config of the public route (RDS), which replaces the
+    listener's deny-all HTTP RBAC config."""
     chain = resources[types.LISTENER][types.PUBLIC_LISTENER].filter_chains[0]
     for f in chain.filters:
         if f.name == rbac.NETWORK_FILTER:
@@ -140,9 +142,13 @@ def public_rules(resources: dict) -> rbac_pb2.RBAC:
             manager = hcm_pb2.HttpConnectionManager()
             f.typed_config.Unpack(manager)
             [h] = [h for h in manager.http_filters if h.name == rbac.HTTP_FILTER]
-            config = http_rbac_pb2.RBAC()
-            h.typed_config.Unpack(config)
-            return config.rules
+            listener_level = http_rbac_pb2.RBAC()
+            h.typed_config.Unpack(listener_level)
+            assert listener_level.rules.action == rbac_pb2.RBAC.ALLOW and not listener_level.rules.policies  # deny-all
+            route = resources[types.ROUTE][manager.rds.route_config_name].virtual_hosts[0].routes[0]
+            per_route = http_rbac_pb2.RBACPerRoute()
+            route.typed_per_filter_config[rbac.HTTP_FILTER].Unpack(per_route)
+            return per_route.rbac.rules
     raise AssertionError("no RBAC filter on the public listener")
 
 

@@ -104,9 +104,12 @@ def test_public_filters_follow_the_protocol(protocol: str) -> None:
     assert mtls.filter_chain_match.transport_protocol == "tls"
     assert [f.name for f in mtls.filters] == PUBLIC_FILTERS["http" if protocol in HTTP_FILTERS else "tcp"]
     if protocol in HTTP_FILTERS:
+        resources = build_resources(snapshot(protocol=protocol))
         manager = unpack(mtls.filters[0].typed_config, hcm_pb2.HttpConnectionManager)
         assert [h.name for h in manager.http_filters] == HTTP_FILTERS[protocol]
-        assert manager.route_config.virtual_hosts[0].routes[0].route.cluster == "local_app"
+        assert manager.rds.route_config_name == "public_listener"  # routes over RDS: per-route RBAC
+        route = resources[types.ROUTE]["public_listener"]
+        assert route.virtual_hosts[0].routes[0].route.cluster == "local_app"
 
 
 @pytest.mark.parametrize(("stop", "status"), [(False, 200), (True, 503)])
@@ -124,9 +127,7 @@ def test_plaintext_chain_answers_only_get_health(stop: bool, status: int) -> Non
 
 def test_route_timeouts_come_from_the_proxy_config() -> None:
     snap = snapshot(protocol="http", config={"local_request_timeout_ms": 30000, "local_idle_timeout_ms": "bad"})
-    manager = unpack(public_chains(build_resources(snap))["mtls"].filters[0].typed_config,
-                     hcm_pb2.HttpConnectionManager)
-    action = manager.route_config.virtual_hosts[0].routes[0].route
+    action = build_resources(snap)[types.ROUTE]["public_listener"].virtual_hosts[0].routes[0].route
     assert action.timeout.ToMilliseconds() == 30000
     assert not action.HasField("idle_timeout")
 

@@ -8,8 +8,9 @@ Two forms of the same resources:
   ADS config pointing at a cluster nobody listens on. Envoy checks every proto, every
   filter config, every regex, listener addresses against each other.
 * ``resolved_bootstrap``: the same, with each SDS reference pointed at a static secret of
-  that name (``sds_config`` removed) and each EDS cluster made STATIC with its
-  ClusterLoadAssignment as ``load_assignment``. Envoy then also loads the certificates and
+  that name (``sds_config`` removed), each EDS cluster made STATIC with its
+  ClusterLoadAssignment as ``load_assignment``, and each RDS reference replaced by its
+  route configuration inline. Envoy then also loads the certificates and
   keys in their TLS contexts and the endpoints in their clusters, and can serve traffic.
 """
 
@@ -63,6 +64,7 @@ def served_bootstrap(resources: dict) -> dict[str, Any]:
 def resolved_bootstrap(resources: dict) -> dict[str, Any]:
     boot = _base(resources)
     _drop_sds_sources(boot["static_resources"])
+    _inline_routes(boot["static_resources"], {name: to_data(m) for name, m in resources[types.ROUTE].items()})
     assignments = {name: to_data(m) for name, m in resources[types.ENDPOINT].items()}
     for cluster in boot["static_resources"]["clusters"]:
         if cluster.get("type") == "EDS":
@@ -70,6 +72,18 @@ def resolved_bootstrap(resources: dict) -> dict[str, Any]:
             del cluster["eds_cluster_config"]
             cluster["load_assignment"] = assignments[cluster["name"]]
     return boot
+
+
+def _inline_routes(data: Any, routes: dict[str, Any]) -> None:
+    """An HTTP connection manager's ``rds`` becomes its ``route_config``."""
+    if isinstance(data, dict):
+        if "rds" in data and isinstance(data["rds"], dict) and "route_config_name" in data["rds"]:
+            data["route_config"] = routes[data.pop("rds")["route_config_name"]]
+        for value in data.values():
+            _inline_routes(value, routes)
+    elif isinstance(data, list):
+        for value in data:
+            _inline_routes(value, routes)
 
 
 def _drop_sds_sources(data: Any) -> None:

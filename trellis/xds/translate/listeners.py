@@ -6,7 +6,11 @@ Rules (reference/envoy-xds.md §0, §2.2, §2.3, §2.5, §8):
    * ``transport_protocol: tls``: mutual TLS (tls.py) and then, for a tcp service, the
      network RBAC filter and ``tcp_proxy`` to ``local_app``; for http/http2/grpc one HTTP
      connection manager whose HTTP filters are [grpc_stats, grpc_http1_bridge (grpc
-     only)], the HTTP RBAC filter, the router, with one route ``/`` to ``local_app``.
+     only)], the HTTP RBAC filter, the router, with its routes over RDS (routes.py): the
+     intentions' rules travel in the route (per-route RBAC), so a change reaches the next
+     request on connections already open, without touching (and draining) the listener.
+     The listener's own RBAC config is a constant deny-all: fail closed if a route ever
+     came without its rules.
    * ``transport_protocol: raw_buffer``: plaintext, answering only ``GET /health``
      (200, or 503 once the agent asked the proxy to stop) and 403 to everything else
      without ever reaching the application: the seed's plaintext check
@@ -102,8 +106,8 @@ def _mtls_chain(snapshot: ConnectProxySnapshot) -> listener_components_pb2.Filte
     )
 
 
-def _public_http_manager(snapshot: ConnectProxySnapshot) -> hcm_pb2.HttpConnectionManager:
-    protocol = snapshot.public.protocol
+def public_route_action(snapshot: ConnectProxySnapshot) -> route_components_pb2.RouteAction:
+    """Rule 2's timeouts on the public route to ``local_app``."""
     action = route_components_pb2.RouteAction(cluster=types.LOCAL_APP)
     request_ms = knobs.timeout_ms(snapshot.config, "local_request_timeout_ms")
     if request_ms is not None:
@@ -111,6 +115,11 @@ def _public_http_manager(snapshot: ConnectProxySnapshot) -> hcm_pb2.HttpConnecti
     idle_ms = knobs.timeout_ms(snapshot.config, "local_idle_timeout_ms")
     if idle_ms is not None:
         action.idle_timeout.CopyFrom(core.duration(idle_ms))
+    return action
+
+
+def _public_http_manager(snapshot: ConnectProxySnapshot) -> hcm_pb2.HttpConnectionManager:
+    protocol = snapshot.public.protocol
     http_filters = []
     if protocol == "grpc":
         http_filters += [
@@ -118,8 +127,9 @@ def _public_http_manager(snapshot: ConnectProxySnapshot) -> hcm_pb2.HttpConnecti
                 stats_for_all_methods=wrappers_pb2.BoolValue(value=True))),
             http_filter(GRPC_HTTP1_BRIDGE, grpc_bridge_pb2.Config()),
         ]
-    http_filters += [http_filter(rbac.HTTP_FILTER, rbac.build_http_filter(snapshot)), _router()]
-    manager = _http_manager(types.PUBLIC_LISTENER, protocol, _one_route(types.PUBLIC_LISTENER, action), http_filters)
+    http_filters += [http_filter(rbac.HTTP_FILTER, rbac.deny_all_http_filter()), _router()]
+    manager = _http_manager(types.PUBLIC_LISTENER, protocol, None, http_filters)
+    manager.rds.CopyFrom(hcm_pb2.Rds(config_source=core.ads_source(), route_config_name=types.PUBLIC_LISTENER))
     manager.normalize_path.value = True
     if protocol != "grpc":
         manager.forward_client_cert_details = _HCM.APPEND_FORWARD
@@ -188,12 +198,14 @@ def build_upstream_listener(up: UpstreamSnapshot) -> listener_pb2.Listener:
 
 
 # -- shared pieces ----------------------------------------------------------------------------
-def _http_manager(stat_prefix: str, protocol: str, routes: route_pb2.RouteConfiguration,
+def _http_manager(stat_prefix: str, protocol: str, routes: route_pb2.RouteConfiguration | None,
                   http_filters: list[hcm_pb2.HttpFilter]) -> hcm_pb2.HttpConnectionManager:
     manager = _HCM(
-        stat_prefix=stat_prefix, codec_type=_HCM.AUTO, route_config=routes, http_filters=http_filters,
+        stat_prefix=stat_prefix, codec_type=_HCM.AUTO, http_filters=http_filters,
         upgrade_configs=[_HCM.UpgradeConfig(upgrade_type="websocket")],
     )
+    if routes is not None:
+        manager.route_config.CopyFrom(routes)
     if knobs.is_http2(protocol):
         manager.http2_protocol_options.CopyFrom(protocol_pb2.Http2ProtocolOptions())
     return manager

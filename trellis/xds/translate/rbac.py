@@ -118,6 +118,12 @@ def build_network_filter(snapshot: ConnectProxySnapshot) -> network_rbac_pb2.RBA
     return network_rbac_pb2.RBAC(rules=build_rules(snapshot, http=False), stat_prefix=STAT_PREFIX)
 
 
+def deny_all_http_filter() -> http_rbac_pb2.RBAC:
+    """The public HTTP listener's own RBAC: an allow-list with no policy (denies every
+    request). Routes carry the real rules per route (routes.py), which take its place."""
+    return http_rbac_pb2.RBAC(rules=rbac_pb2.RBAC(action=rbac_pb2.RBAC.ALLOW))
+
+
 def build_http_filter(snapshot: ConnectProxySnapshot) -> http_rbac_pb2.RBAC:
     """The ``envoy.filters.http.rbac`` config of an HTTP public listener (rule 4)."""
     return http_rbac_pb2.RBAC(rules=build_rules(snapshot, http=True))
