@@ -28,8 +28,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from trellis.agent.leafcert import LeafCert, LeafManager
+from trellis.catalog.keys import ServiceRef
 from trellis.catalog.model import Service, ServiceKind
-from trellis.errors import NotFound, TrellisError
+from trellis.errors import NotFound, TrellisError, Unavailable
 from trellis.proxycfg import build as builder
 from trellis.proxycfg.model import ConnectProxySnapshot, DefaultDecision, LeafSnapshot
 from trellis.store.view import View
@@ -81,16 +82,28 @@ class ProxyWatcher:
         self._index = 0
         self._roster_changed = asyncio.Event()
         self._wakeups: dict[str, asyncio.Event] = {}
+        self._refs: dict[str, ServiceRef] = {}  # proxy ID -> its catalog ref (proxy() is on every hot path)
         self.closing = False
         self.rebuilds = 0
 
     # -- reads ------------------------------------------------------------------------------
     def proxy(self, proxy_id: str) -> Service | None:
+        """The proxy's service: ephemeral, else the registration on this node (one dict
+        lookup through the ref the roster remembered; a scan only for an ID it has not seen)."""
         found = self.ephemeral.get(proxy_id)
         if found is not None:
             return found
-        return next((s for s in self.view["services"].on_node(self.node)
-                     if s.id == proxy_id and s.kind is ServiceKind.CONNECT_PROXY), None)
+        table = self.view["services"]
+        ref = self._refs.get(proxy_id)
+        if ref is not None:
+            s = table.rows.get(ref)
+            if s is not None and s.kind is ServiceKind.CONNECT_PROXY:
+                return s
+        s = next((s for s in table.on_node(self.node)
+                  if s.id == proxy_id and s.kind is ServiceKind.CONNECT_PROXY), None)
+        if s is not None:
+            self._refs[proxy_id] = ServiceRef.of(s.node, s.namespace, s.id)
+        return s
 
     async def get(self, proxy_id: str, *, index: int = 0, wait: float = 0.0) -> ConnectProxySnapshot:
         """The newest snapshot past ``index`` (rule 1), or the current one when ``wait`` ends.
@@ -100,8 +113,10 @@ class ProxyWatcher:
             if self.proxy(proxy_id) is None:
                 raise NotFound(f"unknown proxy ID: {proxy_id} (not a connect-proxy registered with this agent)")
             snap = self.snapshots.get(proxy_id)
-            if snap is not None and (index == 0 or snap.index > index or self.closing):
+            if snap is not None and (index == 0 or snap.index > index):
                 return self._sent(snap)
+            if self.closing:  # nothing newer will come: end the long poll (xDS streams end, proxies retry)
+                raise Unavailable("the agent is shutting down")
             remaining = deadline - asyncio.get_running_loop().time()
             if snap is not None and remaining <= 0:
                 return self._sent(snap)

@@ -255,6 +255,8 @@ class _Session:
                 snap = await self.server.source.get(self.proxy_id, index=index, wait=self.server.poll_wait)
             except NotFound as exc:
                 raise NotFound(f"node id {self.proxy_id!r}: {exc}") from None
+            except Unavailable:
+                raise  # the agent is shutting down: end the stream (UNAVAILABLE); Envoy reconnects later
             except TrellisError as exc:  # the proxy exists but has no snapshot yet
                 self.log.debug("xds: no snapshot for %s yet: %s", self.proxy_id, exc)
                 await asyncio.sleep(NO_SNAPSHOT_RETRY)
