@@ -72,9 +72,11 @@ def build(view: View, proxy: Service, *, datacenter: str, leaf: LeafSnapshot | N
     p = proxy.proxy
     assert p is not None, "build() takes a connect-proxy service"
     ca = view["ca"]
-    r.watch.update({("ca-roots",), ("ca-config",), ("intentions",), ("node-services", proxy.node.lower())})
-    td = ca.trust_domain
     service = p.destination_service_name
+    # its own registration, the CA, and only the intention entries that can decide for it
+    r.watch.update({("ca-roots",), ("ca-config",), ("service", proxy.namespace, proxy.name.lower())})
+    r.watch.update(view["config"].intention_watch(proxy.namespace, service))
+    td = ca.trust_domain
     config = dict(p.config)
     public = PublicListener(
         bind_address=str(config.get("bind_address") or proxy.address or "0.0.0.0"),

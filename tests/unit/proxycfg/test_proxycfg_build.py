@@ -177,3 +177,18 @@ async def test_upstream_settings_come_from_service_defaults_and_the_registration
         assert api.config["limits"] == {"max_pending_requests": 5}  # the override replaces the block
         assert api.config["passive_health_check"] == {"interval": "10s", "max_failures": 3}
         assert (db.connect_timeout_ms, db.config["limits"]) == (2000, {"max_connections": 10})
+
+
+async def test_a_snapshot_watches_only_the_intention_entries_that_can_decide_for_it():
+    async with mesh() as (view, writer, _):
+        web = sidecar("web", 21000)
+        await put(writer, view, web)
+        watch = builder.build(view, web, datacenter="dc1", leaf=None, default=ALLOW).watch
+        assert {k for k in watch if k[0].startswith("intentions")} == {
+            ("intentions-for", "default", "web"), ("intentions-for", "default", "*"), ("intentions-for", "*", "*")}
+        assert ("node-services", "n1") not in watch and ("service", "default", "web-sidecar-proxy") in watch
+        before = view.index_of(watch)
+        await entry(writer, {"Kind": "service-intentions", "Name": "other", "Sources": [{"Name": "x", "Action": "deny"}]})
+        assert view.index_of(watch) == before  # an unrelated destination wakes nothing
+        await entry(writer, {"Kind": "service-intentions", "Name": "*", "Sources": [{"Name": "x", "Action": "deny"}]})
+        assert view.index_of(watch) > before

@@ -1,8 +1,10 @@
 """The view table of config entries, with the intentions flattened out of them.
 
 Watch keys: ("config-entry", kind, ns, name) for one entry, ("config-kind", kind) for
-a kind's list, and ("intentions",) whenever a service-intentions entry changes
-(every intention read depends on all of them: wildcards match across entries).
+a kind's list, ("intentions",) whenever a service-intentions entry changes (a list or
+a match depends on all of them), and ("intentions-for", ns, name) for the entry of one
+destination pattern: the intentions that can decide for service ns/name all come from
+the entries ns/name, ns/* and */* (a proxy snapshot watches just those three).
 
 Rules:
 1. Rows keep the typed entry and its create/modify revisions.
@@ -57,6 +59,11 @@ class ConfigEntriesTable:
         refs = sorted(r for r in self._by_kind.get(kind, ()) if namespace in (None, "*", r.namespace))
         return [self.rows[r] for r in refs]
 
+    @staticmethod
+    def intention_watch(namespace: str, name: str) -> list[tuple]:
+        """The watch keys of the entries whose intentions can decide for ``namespace/name``."""
+        return [("intentions-for", namespace, name), ("intentions-for", namespace, "*"), ("intentions-for", "*", "*")]
+
     def intention_index(self) -> Any:
         """Every intention of every service-intentions entry, indexed (rule 2)."""
         from trellis.config.entry.flatten import intentions_of
@@ -89,5 +96,5 @@ class ConfigEntriesTable:
         if ref.kind == INTENTIONS_KIND:
             self._intentions_version += 1
             self._flat.pop(ref, None)
-            touched.append(("intentions",))
+            touched += [("intentions",), ("intentions-for", ref.namespace, ref.name)]
         return touched
