@@ -102,6 +102,9 @@ def _args(client: http.ApiClient, parsed: Any, proxy_id: str) -> BootstrapArgs:
     proxy = service.get("Proxy") or {}
     admin_host, admin_port = split_host_port(parsed.admin_bind, "admin-bind")
     if parsed.grpc_addr:
+        if parsed.grpc_addr.startswith(("https://", "unix://")):
+            raise InvalidInput("grpc-addr", parsed.grpc_addr, message=f"-grpc-addr {parsed.grpc_addr}: the agent's "
+                               "xDS server speaks plaintext gRPC on loopback only (no TLS or unix socket yet)")
         agent_host, agent_port = split_host_port(parsed.grpc_addr.removeprefix("http://"), "grpc-addr")
     else:
         me = client.get("/v1/agent/self")

@@ -80,3 +80,20 @@ def test_the_installed_envoy_is_new_enough_and_an_old_one_is_refused(tmp_path):
 def test_arguments_after_a_double_dash_go_to_envoy():
     assert connect_envoy._split(["-sidecar-for", "web", "--", "-l", "debug"]) == (["-sidecar-for", "web"],
                                                                                 ["-l", "debug"])
+
+
+@pytest.mark.parametrize("addr", ["https://127.0.0.1:8503", "unix:///tmp/agent.sock"], ids=["tls", "unix"])
+def test_a_grpc_address_trellis_cannot_serve_is_refused(addr):
+    from types import SimpleNamespace
+
+    from trellis.errors import InvalidInput
+
+    class Client:
+        config = SimpleNamespace(token="")
+
+        def get(self, path):
+            return {"Kind": "connect-proxy", "Service": "web-sidecar-proxy", "Proxy": {"DestinationServiceName": "web"}}
+
+    parsed = SimpleNamespace(admin_bind="127.0.0.1:19000", grpc_addr=addr)
+    with pytest.raises(InvalidInput, match="plaintext gRPC on loopback only"):
+        connect_envoy._args(Client(), parsed, "web-sidecar-proxy")
