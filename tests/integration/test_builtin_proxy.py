@@ -18,10 +18,8 @@ import ssl
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from trellis.connect import spiffe
 from trellis.connect.ca import certs
 from trellis.proxy import serve
 from trellis.testing.agent import AgentProcess, free_port, start_agent
+from trellis.testing.apps import NamedApp, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -40,34 +39,6 @@ DEADLINE = 20.0
 
 
 # -- the pieces ----------------------------------------------------------------------------------
-class App:
-    """An HTTP/1.1 app on 127.0.0.1 that answers every GET with its name."""
-
-    def __init__(self, name: str) -> None:
-        body = name.encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 class Captured(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -119,21 +90,6 @@ class ProxyRunner:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = DEADLINE, interval: float = 0.05) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 - polled until the deadline
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
 def get(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, str]:
@@ -209,7 +165,7 @@ class Mesh:
     tmp: Path
     agent: AgentProcess
     runner: ProxyRunner
-    apps: dict[str, App]
+    apps: dict[str, NamedApp]
     ports: dict[str, int]
     proxies: dict[str, Proxy] = field(default_factory=dict)
 
@@ -257,7 +213,7 @@ class Mesh:
 def mesh(request, tmp_path_factory) -> Mesh:
     tmp = tmp_path_factory.mktemp(f"builtin-proxy-{request.param}")
     agent = start_agent(tmp, "-hcl", FAST, data_dir=str(tmp / "data"))
-    apps = {"web-1": App("web-1"), "api-1": App("api-1"), "api-2": App("api-2")}
+    apps = {"web-1": NamedApp("web-1"), "api-1": NamedApp("api-1"), "api-2": NamedApp("api-2")}
     ports = {name: free_port() for name in ("web-1-public", "api-1-public", "api-2-public", "upstream", "metrics")}
     m = Mesh(tmp, agent, ProxyRunner(request.param), apps, ports)
     try:

@@ -9,39 +9,17 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from trellis.testing.agent import AgentProcess, free_port, start_agent
+from trellis.testing.apps import NamedApp, eventually
 
 pytestmark = pytest.mark.integration
 DEADLINE = 20.0
-
-
-class App:
-    def __init__(self, name: str) -> None:
-        body = name.encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +31,7 @@ def agent(tmp_path_factory) -> AgentProcess:
 
 @pytest.fixture(scope="module")
 def apps():
-    web, api = App("web"), App("api")
+    web, api = NamedApp("web"), NamedApp("api")
     yield web, api
     web.server.shutdown()
     api.server.shutdown()
@@ -80,16 +58,6 @@ def stop(proc: subprocess.Popen) -> int:
     except subprocess.TimeoutExpired:
         proc.kill()
         return proc.wait(5)
-
-
-def until(what, timeout: float = DEADLINE):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "deadline passed"
-        time.sleep(0.05)
 
 
 def get(port: int) -> str | None:
@@ -126,8 +94,8 @@ def test_the_seeds_sidecar_turns_healthy_serves_and_answers_the_verbs(agent, app
     web = start_proxy(agent, tmp_path, "-sidecar-for", "web-1")
     api = start_proxy(agent, tmp_path, "-sidecar-for", "api")  # a name with one instance works too
     try:
-        until(lambda: check_status(agent, "web", "Connect Sidecar Health") == "passing")
-        assert until(lambda: get(upstream)) == "api"
+        eventually(lambda: check_status(agent, "web", "Connect Sidecar Health") == "passing")
+        assert eventually(lambda: get(upstream)) == "api"
         listed = cli(agent, "-list")
         assert listed.returncode == 0
         row = next(line for line in listed.stdout.splitlines() if line.startswith("web-1-sidecar-proxy"))
@@ -140,7 +108,7 @@ def test_the_seeds_sidecar_turns_healthy_serves_and_answers_the_verbs(agent, app
         stopped = cli(agent, "-sidecar-for", "api-1", "-stop")
         assert stopped.returncode == 0
         assert api.wait(DEADLINE) == 0  # drained and exited
-        until(lambda: get(upstream) is None)
+        eventually(lambda: get(upstream) is None)
     finally:
         assert stop(web) == 0
         stop(api)
@@ -155,10 +123,10 @@ def test_flags_mode_registers_serves_and_deregisters(agent, apps, tmp_path):
     shop = start_proxy(agent, tmp_path, "-service", "shop", "-service-addr", "127.0.0.1:9",
                        "-listen", f"127.0.0.1:{listen}", "-upstream", f"store:{upstream}", "-register")
     try:
-        until(lambda: agent.request("GET", "/v1/agent/service/shop-proxy")[0] == 200)
-        assert until(lambda: get(upstream)) == "api"
+        eventually(lambda: agent.request("GET", "/v1/agent/service/shop-proxy")[0] == 200)
+        assert eventually(lambda: get(upstream)) == "api"
         _, _, checks = agent.request("GET", "/v1/agent/checks")
-        assert until(lambda: agent.request("GET", "/v1/agent/checks")[2].get("shop-proxy-ttl", {}).get("Status")
+        assert eventually(lambda: agent.request("GET", "/v1/agent/checks")[2].get("shop-proxy-ttl", {}).get("Status")
                      == "passing")
         assert checks.get("shop-proxy-ttl", {}).get("Name", "proxy heartbeat") == "proxy heartbeat"
     finally:
@@ -177,11 +145,11 @@ def test_an_extra_upstream_on_a_registration_and_a_clash(agent, apps, tmp_path):
     assert clash.returncode == 1 and "is already the bind address of upstream store" in clash.stderr
     proc = start_proxy(agent, tmp_path, "-sidecar-for", "cart-1", "-upstream", f"store:{extra}")
     try:
-        until(lambda: any(p["ProxyID"].startswith("cart-1-sidecar-proxy-cli-")
+        eventually(lambda: any(p["ProxyID"].startswith("cart-1-sidecar-proxy-cli-")
                           for p in json.loads(cli(agent, "-list", "-format", "json").stdout)))
     finally:
         assert stop(proc) == 0
-    until(lambda: not any(p["ProxyID"].startswith("cart-1-sidecar-proxy-cli-")
+    eventually(lambda: not any(p["ProxyID"].startswith("cart-1-sidecar-proxy-cli-")
                           for p in json.loads(cli(agent, "-list", "-format", "json").stdout)))
 
 

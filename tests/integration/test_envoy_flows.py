@@ -28,7 +28,6 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from trellis.testing.agent import AgentProcess, free_port, start_agent
+from trellis.testing.apps import NamedApp, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -50,34 +50,6 @@ API = ["api-1", "api-2"]
 
 
 # -- the pieces ------------------------------------------------------------------------------
-class App:
-    """An HTTP/1.1 app on 127.0.0.1 that answers every GET with its name."""
-
-    def __init__(self, name: str) -> None:
-        body = name.encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def get(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, str]:
     """One request on a new connection."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -96,23 +68,6 @@ def answer(port: int, path: str = "/") -> str | None:
     except (OSError, http.client.HTTPException):
         return None
     return body if status == 200 else None
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = DEADLINE,
-               diagnose: Callable[[], str] | None = None) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 - polled until the deadline
-            last = exc
-        time.sleep(0.05)
-    extra = f"\n{diagnose()}" if diagnose else ""
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r}){extra}")
 
 
 class Traffic:
@@ -273,7 +228,7 @@ def aki(cert: x509.Certificate) -> bytes | None:
 class Mesh:
     tmp: Path
     agent: AgentProcess
-    apps: dict[str, App] = field(default_factory=dict)
+    apps: dict[str, NamedApp] = field(default_factory=dict)
     public: dict[str, int] = field(default_factory=dict)  # service id -> its sidecar's public port
     envoys: dict[str, Envoy] = field(default_factory=dict)  # service id -> its sidecar Envoy
     upstream: int = 0  # web's upstream port for api
@@ -289,7 +244,7 @@ class Mesh:
 
     def register(self, name: str, sid: str, *, upstreams: dict[str, int] | None = None,
                  check: dict | None = None) -> None:
-        self.apps[sid] = App(sid)
+        self.apps[sid] = NamedApp(sid)
         self.public[sid] = free_port()
         public = self.public[sid]
         body: dict[str, Any] = {"Name": name, "ID": sid, "Port": self.apps[sid].port, "Connect": {"SidecarService": {

@@ -13,6 +13,7 @@ decision moves out of the listener (see that section's last paragraph).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -27,9 +28,11 @@ from pathlib import Path
 import pytest
 
 from trellis.testing.agent import AgentProcess, free_port, start_agent
+from trellis.testing.apps import eventually as _eventually
 
 pytestmark = pytest.mark.integration
 DEADLINE = 30.0
+eventually = functools.partial(_eventually, timeout=DEADLINE)  # Envoys take longer to come up
 PERIOD = 0.1  # seconds between two lines on an open connection
 CUT_DEADLINE = 5.0  # intention written -> web's open connection cut
 
@@ -104,16 +107,6 @@ def echo_once(port: int) -> bool:
             return s.recv(6) == b"hello\n"
     except OSError:
         return False
-
-
-def until(what, timeout: float = DEADLINE):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "deadline passed"
-        time.sleep(0.1)
 
 
 class Mesh:
@@ -193,17 +186,17 @@ def test_a_deny_cuts_the_denied_open_connection_and_leaves_the_allowed_one(mesh,
     mesh.register(db_name, EchoApp().port, free_port(), {api: db_up})
     for name in (api, web_name, db_name):
         mesh.sidecar(data_plane, f"{name}-1")
-    until(lambda: echo_once(web_up) and echo_once(db_up))
+    eventually(lambda: echo_once(web_up) and echo_once(db_up))
 
     web, db = Stream(web_up), Stream(db_up)
-    until(lambda: web.echoed >= 3 and db.echoed >= 3)
+    eventually(lambda: web.echoed >= 3 and db.echoed >= 3)
     envoy = data_plane == "envoy"
     chains_before = mesh.stats(f"{api}-1", "listener_manager.") if envoy else {}
 
     written = time.monotonic()
     mesh.intention(web_name, api, "deny")
     try:
-        until(lambda: web.cut_at is not None, timeout=CUT_DEADLINE)
+        eventually(lambda: web.cut_at is not None, timeout=CUT_DEADLINE)
         cut_after = web.cut_at - written
         echoed_at_cut = db.echoed
         time.sleep(2.0)  # the allowed connection carries on
@@ -217,7 +210,7 @@ def test_a_deny_cuts_the_denied_open_connection_and_leaves_the_allowed_one(mesh,
             assert mesh.stats(f"{api}-1", "connect_authz.rbac.")["connect_authz.rbac.denied"] >= 1
         print(f"{data_plane}: intention written -> open connection cut: {cut_after * 1000:.0f} ms")
         mesh.intention(web_name, api, None)  # allowed again: new connections get through
-        until(lambda: echo_once(web_up))
+        eventually(lambda: echo_once(web_up))
     finally:
         web.close()
         db.close()

@@ -4,53 +4,22 @@ public port, and the two data planes talking to each other."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from trellis.testing.agent import AgentProcess, free_port, start_agent
+from trellis.testing.apps import NamedApp, eventually as _eventually
 
 pytestmark = pytest.mark.integration
 DEADLINE = 30.0
-
-
-class App:
-    def __init__(self, name: str) -> None:
-        body = name.encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-def until(what, timeout: float = DEADLINE):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "deadline passed"
-        time.sleep(0.1)
+eventually = functools.partial(_eventually, timeout=DEADLINE)  # Envoys take longer to come up
 
 
 def get(port: int, path: str = "/") -> str | None:
@@ -115,32 +84,32 @@ def mesh(agent, tmp_path):
 
 
 def test_web_reaches_api_through_two_envoys_and_intentions_apply(agent, mesh):
-    web_app, api_app = App("web"), App("api")
+    web_app, api_app = NamedApp("web"), NamedApp("api")
     up, web_pub, api_pub = free_port(), free_port(), free_port()
     mesh.register("api", api_app.port, api_pub)
     mesh.register("web", web_app.port, web_pub, {"api": up})
     mesh.envoy("api-1")
     mesh.envoy("web-1")
-    assert until(lambda: get(up)) == "api"
-    assert until(lambda: get(web_pub, "/health")) is not None  # the seed's plaintext check on the mTLS port
+    assert eventually(lambda: get(up)) == "api"
+    assert eventually(lambda: get(web_pub, "/health")) is not None  # the seed's plaintext check on the mTLS port
     assert agent.request("PUT", "/v1/connect/intentions/exact?source=web&destination=api", {"Action": "deny"})[0] == 200
-    until(lambda: get(up) is None)
+    eventually(lambda: get(up) is None)
     agent.request("DELETE", "/v1/connect/intentions/exact?source=web&destination=api")
-    assert until(lambda: get(up)) == "api"
+    assert eventually(lambda: get(up)) == "api"
 
 
 @pytest.mark.parametrize("client_is_envoy", [True, False], ids=["envoy-client-builtin-server",
                                                                  "builtin-client-envoy-server"])
 def test_the_two_data_planes_interoperate(agent, mesh, client_is_envoy):
     tag = "e2b" if client_is_envoy else "b2e"
-    server_app = App(f"srv-{tag}")
+    server_app = NamedApp(f"srv-{tag}")
     up, cli_pub, srv_pub = free_port(), free_port(), free_port()
     mesh.register(f"srv-{tag}", server_app.port, srv_pub)
-    mesh.register(f"cli-{tag}", App("client").port, cli_pub, {f"srv-{tag}": up})
+    mesh.register(f"cli-{tag}", NamedApp("client").port, cli_pub, {f"srv-{tag}": up})
     if client_is_envoy:
         mesh.envoy(f"cli-{tag}-1")
         mesh.builtin(f"srv-{tag}-1")
     else:
         mesh.builtin(f"cli-{tag}-1")
         mesh.envoy(f"srv-{tag}-1")
-    assert until(lambda: get(up)) == f"srv-{tag}"
+    assert eventually(lambda: get(up)) == f"srv-{tag}"

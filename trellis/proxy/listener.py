@@ -25,6 +25,7 @@ Rules:
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import itertools
 import logging
@@ -128,7 +129,7 @@ def bind(address: str, port: int) -> socket.socket:
     return sock
 
 
-class _Listener:
+class _Listener(abc.ABC):
     def __init__(self, shared: Shared, sock: socket.socket, name: str) -> None:
         self.shared = shared
         self.sock = sock
@@ -168,8 +169,9 @@ class _Listener:
         finally:
             conn.close()
 
+    @abc.abstractmethod
     async def handle(self, conn: Accepted) -> None:
-        raise NotImplementedError
+        """Serve one accepted connection (public or upstream)."""
 
 
 def _format_peer(peer: Any) -> str:

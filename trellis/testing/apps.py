@@ -1,0 +1,58 @@
+"""Small pieces the data-plane integration tests share: an HTTP app that answers with
+its name, and polling with a deadline (DESIGN: tests poll, never sleep a fixed time)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+DEADLINE = 20.0
+
+
+class NamedApp:
+    """An HTTP/1.1 app on 127.0.0.1 (a free port) that answers every GET with its name."""
+
+    def __init__(self, name: str) -> None:
+        body = name.encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def eventually(check: Callable[[], Any], what: str = "condition", timeout: float = DEADLINE,
+               interval: float = 0.05, diagnose: Callable[[], str] | None = None) -> Any:
+    """Poll ``check`` until it returns something truthy and return that; fail naming
+    ``what`` (and the last value or error seen, plus ``diagnose()``) at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as exc:  # noqa: BLE001 - polled until the deadline
+            last = exc
+        time.sleep(interval)
+    extra = f"\n{diagnose()}" if diagnose else ""
+    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r}){extra}")
