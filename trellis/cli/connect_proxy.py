@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import logging
 import os
 import signal
 import sys
@@ -35,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trellis.cli import http, output
+from trellis.cli.agent import setup_logging
 from trellis.cli.flags import Flag, FlagSet, Kind, Parsed, UsageError
 from trellis.errors import InvalidInput, TrellisError
 
@@ -72,7 +72,7 @@ FLAGS = FlagSet(
         Flag("register-id", help="Suffix of the registered proxy's ID."),
         Flag("metrics-addr", help="host:port to serve Prometheus metrics on (default: the proxy "
                                   "config's envoy_prometheus_bind_addr, if any)."),
-        Flag("log-level", default="INFO", help="Log level: TRACE, DEBUG, INFO, WARN or ERR."),
+        Flag("log-level", default="info", help="Log level: trace, debug, info, warn, error or off."),
         Flag("list", Kind.BOOL, help="List the proxies the agent serves."),
         Flag("stop", Kind.BOOL, help="Ask the proxy (-sidecar-for or -proxy-id) to drain and exit."),
         Flag("verify", Kind.BOOL, help="Check the proxy's leaf certificate; exit 1 when a check fails."),
@@ -240,8 +240,7 @@ def verify_snapshot(snap: Mapping[str, Any], *, now: float) -> list[tuple[bool, 
 def serve(client: http.ApiClient, parsed: Parsed) -> int:
     from trellis.proxy.server import serve as serve_proxy
 
-    logging.basicConfig(level=_level(parsed.log_level), stream=sys.stderr,
-                        format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
+    setup_logging(parsed.log_level, as_json=False)  # the agent's: same levels, same format
     upstreams = [parse_upstream(u) for u in parsed.upstream]
     cleanup: list[tuple[str, str]] = []
     registered = ""
@@ -333,7 +332,3 @@ def _heartbeat_ttl(client: http.ApiClient, proxy_id: str, done: threading.Event)
         if done.wait(TTL_REFRESH):
             return
 
-
-def _level(text: str) -> int:
-    return {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
-            "WARNING": logging.WARNING, "ERR": logging.ERROR, "ERROR": logging.ERROR}.get(text.upper(), logging.INFO)

@@ -115,3 +115,10 @@ def test_verify_an_expired_leaf_fails():
     snap = _snapshot(ttl=3600)
     checks = cp.verify_snapshot(snap, now=time.time() + 7200)
     assert checks[-1][0] is False and "expired" in checks[-1][1]
+
+
+def test_an_unknown_log_level_is_refused_before_anything_runs(monkeypatch):
+    monkeypatch.setattr(cp.http, "client_for", lambda parsed: object())
+    monkeypatch.setattr(cp, "resolve_proxy_id", lambda *a: (_ for _ in ()).throw(AssertionError("not reached")))
+    assert cp.run(["-service", "web", "-listen", "127.0.0.1:1", "-service-addr", "127.0.0.1:2",
+                   "-log-level", "chatty"]) == 1
