@@ -28,6 +28,7 @@ Rules (reference/consul-http-api.md §0):
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -377,3 +378,12 @@ def encode_instance(i: Instance) -> dict[str, Any]:
         "Service": encode_node_service(i.service),
         "Checks": [encode_check(c) for c in i.checks],
     }
+
+
+def format_time(ts: float) -> str:
+    """Go's ``time.Time`` JSON for a UTC instant (fractional seconds only when present)."""
+    when = dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+    text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    if when.microsecond:
+        text += f".{when.microsecond:06d}".rstrip("0")
+    return text + "Z"

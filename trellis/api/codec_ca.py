@@ -7,22 +7,13 @@ Private keys of roots are never rendered.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from trellis.agent.leafcert import LeafCert
+from trellis.api.codec import format_time
 from trellis.catalog.model import DEFAULT_NAMESPACE
 from trellis.connect.ca.model import CAConfigDoc, CARoot
 from trellis.connect.ca.query import Roots
-
-
-def format_time(ts: float) -> str:
-    """Go's ``time.Time`` JSON for a UTC instant (fractional seconds only when present)."""
-    when = dt.datetime.fromtimestamp(ts, dt.timezone.utc)
-    text = when.strftime("%Y-%m-%dT%H:%M:%S")
-    if when.microsecond:
-        text += f".{when.microsecond:06d}".rstrip("0")
-    return text + "Z"
 
 
 def _pem(text: str) -> str:

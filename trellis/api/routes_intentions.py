@@ -5,7 +5,7 @@ them, all stored in service-intentions config entries and all decided by one eng
 
 from __future__ import annotations
 
-import datetime as dt
+import time
 import uuid
 
 from aiohttp import web
@@ -14,6 +14,7 @@ from trellis.acl import Access
 from trellis.api import params
 from trellis.api.app import AUTHZ, CTX, blocking_headers, json_response, read_json
 from trellis.api.blocking import block, parse_query_options
+from trellis.api.codec import format_time
 from trellis.api.codec_intentions import encode_intention
 from trellis.api.filtering import compile_filter, select
 from trellis.api.reads import check_dc
@@ -62,7 +63,7 @@ def _names(request: web.Request) -> tuple[tuple[str, str], tuple[str, str]]:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return format_time(time.time())
 
 
 async def _write(request: web.Request, plan_fn) -> None:  # noqa: ANN001
