@@ -30,7 +30,7 @@ from trellis.connect import spiffe
 from trellis.connect.ca import certs
 from trellis.proxy import serve
 from trellis.testing.agent import AgentProcess, free_port, start_agent
-from trellis.testing.apps import NamedApp, eventually
+from trellis.testing.apps import NamedApp, answer, eventually, get
 
 pytestmark = pytest.mark.integration
 
@@ -90,26 +90,6 @@ class ProxyRunner:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
-
-
-def get(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, str]:
-    """One request on a new connection."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode()
-    finally:
-        conn.close()
-
-
-def answer(port: int) -> str | None:
-    """The app's name through ``port``, or None when the request fails."""
-    try:
-        status, body = get(port)
-    except (OSError, http.client.HTTPException):
-        return None
-    return body if status == 200 else None
 
 
 def read_response(sock: socket.socket) -> bytes:

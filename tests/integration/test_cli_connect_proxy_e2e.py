@@ -10,13 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from trellis.testing.agent import AgentProcess, free_port, start_agent
-from trellis.testing.apps import NamedApp, eventually
+from trellis.testing.apps import NamedApp, answer, eventually
 
 pytestmark = pytest.mark.integration
 DEADLINE = 20.0
@@ -60,14 +59,6 @@ def stop(proc: subprocess.Popen) -> int:
         return proc.wait(5)
 
 
-def get(port: int) -> str | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3) as r:
-            return r.read().decode()
-    except OSError:
-        return None
-
-
 def register(agent: AgentProcess, body: dict) -> None:
     status, _, text = agent.request("PUT", "/v1/agent/service/register", body)
     assert status == 200, text
@@ -95,7 +86,7 @@ def test_the_seeds_sidecar_turns_healthy_serves_and_answers_the_verbs(agent, app
     api = start_proxy(agent, tmp_path, "-sidecar-for", "api")  # a name with one instance works too
     try:
         eventually(lambda: check_status(agent, "web", "Connect Sidecar Health") == "passing")
-        assert eventually(lambda: get(upstream)) == "api"
+        assert eventually(lambda: answer(upstream)) == "api"
         listed = cli(agent, "-list")
         assert listed.returncode == 0
         row = next(line for line in listed.stdout.splitlines() if line.startswith("web-1-sidecar-proxy"))
@@ -108,7 +99,7 @@ def test_the_seeds_sidecar_turns_healthy_serves_and_answers_the_verbs(agent, app
         stopped = cli(agent, "-sidecar-for", "api-1", "-stop")
         assert stopped.returncode == 0
         assert api.wait(DEADLINE) == 0  # drained and exited
-        eventually(lambda: get(upstream) is None)
+        eventually(lambda: answer(upstream) is None)
     finally:
         assert stop(web) == 0
         stop(api)
@@ -124,7 +115,7 @@ def test_flags_mode_registers_serves_and_deregisters(agent, apps, tmp_path):
                        "-listen", f"127.0.0.1:{listen}", "-upstream", f"store:{upstream}", "-register")
     try:
         eventually(lambda: agent.request("GET", "/v1/agent/service/shop-proxy")[0] == 200)
-        assert eventually(lambda: get(upstream)) == "api"
+        assert eventually(lambda: answer(upstream)) == "api"
         _, _, checks = agent.request("GET", "/v1/agent/checks")
         assert eventually(lambda: agent.request("GET", "/v1/agent/checks")[2].get("shop-proxy-ttl", {}).get("Status")
                      == "passing")

@@ -36,7 +36,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from trellis.testing.agent import AgentProcess, free_port, start_agent
-from trellis.testing.apps import NamedApp, eventually
+from trellis.testing.apps import NamedApp, answer, eventually, get
 
 pytestmark = pytest.mark.integration
 
@@ -50,26 +50,6 @@ API = ["api-1", "api-2"]
 
 
 # -- the pieces ------------------------------------------------------------------------------
-def get(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, str]:
-    """One request on a new connection."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode()
-    finally:
-        conn.close()
-
-
-def answer(port: int, path: str = "/") -> str | None:
-    """The app's name through ``port``, or None when the request fails or is refused."""
-    try:
-        status, body = get(port, path)
-    except (OSError, http.client.HTTPException):
-        return None
-    return body if status == 200 else None
-
-
 class Traffic:
     """A steady loop of requests (a new connection each) in a thread, recording failures."""
 

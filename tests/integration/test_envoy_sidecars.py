@@ -9,25 +9,16 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from trellis.testing.agent import AgentProcess, free_port, start_agent
-from trellis.testing.apps import NamedApp, eventually as _eventually
+from trellis.testing.apps import NamedApp, answer, eventually as _eventually
 
 pytestmark = pytest.mark.integration
 DEADLINE = 30.0
 eventually = functools.partial(_eventually, timeout=DEADLINE)  # Envoys take longer to come up
-
-
-def get(port: int, path: str = "/") -> str | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as r:
-            return r.read().decode()
-    except OSError:
-        return None
 
 
 class Mesh:
@@ -90,12 +81,12 @@ def test_web_reaches_api_through_two_envoys_and_intentions_apply(agent, mesh):
     mesh.register("web", web_app.port, web_pub, {"api": up})
     mesh.envoy("api-1")
     mesh.envoy("web-1")
-    assert eventually(lambda: get(up)) == "api"
-    assert eventually(lambda: get(web_pub, "/health")) is not None  # the seed's plaintext check on the mTLS port
+    assert eventually(lambda: answer(up)) == "api"
+    assert eventually(lambda: answer(web_pub, "/health")) is not None  # the seed's plaintext check on the mTLS port
     assert agent.request("PUT", "/v1/connect/intentions/exact?source=web&destination=api", {"Action": "deny"})[0] == 200
-    eventually(lambda: get(up) is None)
+    eventually(lambda: answer(up) is None)
     agent.request("DELETE", "/v1/connect/intentions/exact?source=web&destination=api")
-    assert eventually(lambda: get(up)) == "api"
+    assert eventually(lambda: answer(up)) == "api"
 
 
 @pytest.mark.parametrize("client_is_envoy", [True, False], ids=["envoy-client-builtin-server",
@@ -112,4 +103,4 @@ def test_the_two_data_planes_interoperate(agent, mesh, client_is_envoy):
     else:
         mesh.builtin(f"cli-{tag}-1")
         mesh.envoy(f"srv-{tag}-1")
-    assert eventually(lambda: get(up)) == f"srv-{tag}"
+    assert eventually(lambda: answer(up)) == f"srv-{tag}"

@@ -1,8 +1,10 @@
 """Small pieces the data-plane integration tests share: an HTTP app that answers with
-its name, and polling with a deadline (DESIGN: tests poll, never sleep a fixed time)."""
+its name, one-request clients, and polling with a deadline (DESIGN: tests poll, never
+sleep a fixed time)."""
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 from collections.abc import Callable
@@ -10,6 +12,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 DEADLINE = 20.0
+
+
+def get(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, str]:
+    """One GET to 127.0.0.1:``port`` on a new connection: status and body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+def answer(port: int, path: str = "/") -> str | None:
+    """The body through ``port`` (an app's name), or None when the request fails or is refused."""
+    try:
+        status, body = get(port, path)
+    except (OSError, http.client.HTTPException):
+        return None
+    return body if status == 200 else None
 
 
 class NamedApp:
