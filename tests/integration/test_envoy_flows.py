@@ -113,6 +113,16 @@ class Envoy:
                 return entry["route_config"]
         return None
 
+    def endpoint_metadata(self, cluster: str, namespace: str) -> list[dict]:
+        """The ``namespace`` filter metadata of each endpoint EDS gave ``cluster``."""
+        text = self.admin("/config_dump?resource=dynamic_endpoint_configs&include_eds")
+        for entry in json.loads(text).get("configs", []):
+            assignment = entry.get("endpoint_config", {})
+            if assignment.get("cluster_name") == cluster:
+                return [e.get("metadata", {}).get("filter_metadata", {}).get(namespace, {})
+                        for group in assignment.get("endpoints", []) for e in group.get("lb_endpoints", [])]
+        return []
+
     def secret(self, name: str) -> dict | None:
         for entry in self.dump("dynamic_active_secrets"):
             if entry.get("name") == name:
@@ -383,9 +393,11 @@ def test_an_l4_deny_and_allow_take_effect_on_the_next_connection_and_count_in_rb
         # the very next connections are refused by whichever api Envoy they reach
         assert [answer(mesh.upstream) for _ in range(4)] == [None] * 4
         mesh.wait(lambda: mesh.sum_stat(API, "connect_authz.rbac.denied") >= denied0 + 4, "rbac.denied counts them")
-        for sid in API:
+        for sid in API:  # the listener keeps its one live policy; the decision is local_app's metadata
             policies = rbac_policies(mtls_chain(mesh.envoys[sid].listener("public_listener")))
-            assert policies["action"] == "DENY" and "consul-intentions-layer4" in policies, policies
+            assert policies["action"] == "ALLOW" and set(policies) == {"action", "consul-intentions-live"}, policies
+            assert mesh.envoys[sid].endpoint_metadata("local_app", "trellis.intentions") == [
+                {"default": True, "sources": {"*": {"*": True}, "default": {"web": False}}}]
 
         allowed0 = mesh.sum_stat(API, "connect_authz.rbac.allowed")
         before = mesh.versions()
@@ -395,8 +407,9 @@ def test_an_l4_deny_and_allow_take_effect_on_the_next_connection_and_count_in_rb
         assert set(seen) <= {"api-1", "api-2"}, seen
         mesh.wait(lambda: mesh.sum_stat(API, "connect_authz.rbac.allowed") >= allowed0 + 4,
                   "rbac.allowed counts them")
-        for sid in API:  # default allow + an allow intention: nothing to deny
-            assert rbac_policies(mtls_chain(mesh.envoys[sid].listener("public_listener"))) == {"action": "DENY"}
+        for sid in API:
+            assert mesh.envoys[sid].endpoint_metadata("local_app", "trellis.intentions") == [
+                {"default": True, "sources": {"*": {"*": True}, "default": {"web": True}}}]
     finally:
         mesh.agent.request("DELETE", INTENTION)
     mesh.wait(lambda: answer(mesh.upstream) in ("api-1", "api-2"), "traffic as before")

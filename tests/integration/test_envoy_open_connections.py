@@ -3,12 +3,10 @@ after a deny: built-in proxy and Envoy").
 
 api (a tcp line-echo app) has a sidecar; web and db each reach it through their own
 sidecar's upstream listener. Each keeps one TCP connection open and sends a line every
-PERIOD. A deny for web -> api must cut web's open connection within CUT_DEADLINE, while db's
-open connection keeps echoing. The built-in proxy does this: it re-decides its open
-connections when it applies the snapshot. Envoy, as the translation configures it today,
-keeps open connections on the old filter chain with the old RBAC until the chain's drain
-time ends and then cuts them all, so the Envoy case is an expected failure until the RBAC
-decision moves out of the listener (see that section's last paragraph).
+PERIOD. A deny for web -> api cuts web's open connection within CUT_DEADLINE, while db's
+open connection keeps echoing. With Envoy, api's Envoy gets an EDS update of local_app (the
+decision table, xds/translate/rbac.py rules 8-9) and no listener update, so no filter chain
+drains; the built-in proxy re-decides its open connections when it applies the snapshot.
 """
 
 from __future__ import annotations
@@ -173,11 +171,7 @@ def mesh(agent, tmp_path):
     m.stop()
 
 
-ENVOY_KEEPS_OPEN_CONNECTIONS = pytest.mark.xfail(
-    strict=True, reason="Envoy keeps an open connection on the filter chain, and the RBAC rules, it was accepted with")
-
-
-@pytest.mark.parametrize("data_plane", [pytest.param("envoy", marks=ENVOY_KEEPS_OPEN_CONNECTIONS), "builtin"])
+@pytest.mark.parametrize("data_plane", ["envoy", "builtin"])
 def test_a_deny_cuts_the_denied_open_connection_and_leaves_the_allowed_one(mesh, data_plane):
     api, web_name, db_name = (f"{name}-{data_plane}" for name in ("api", "web", "db"))  # one agent for both cases
     web_up, db_up = free_port(), free_port()

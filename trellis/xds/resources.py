@@ -3,7 +3,7 @@
     ConnectProxySnapshot ──build_resources──▶ {type URL: {name: proto}}   (types.ORDER, names sorted)
                             translate/secrets.py    SECRET    leaf/<ns>/<service>, roots
                             translate/clusters.py   CLUSTER   local_app, <sni> per upstream
-                            translate/endpoints.py  ENDPOINT  <sni> per upstream
+                            translate/endpoints.py  ENDPOINT  <sni> per upstream, local_app (tcp)
                             translate/listeners.py  LISTENER  public_listener, <id>:<addr>:<port>
                             (ROUTE: the public listener's HTTP route, with its per-route RBAC)
     resources ──consistency_problems──▶ [] when every name a resource uses is there
@@ -37,7 +37,7 @@ from google.protobuf import any_pb2, message
 
 from trellis.proxycfg.model import ConnectProxySnapshot
 from trellis.xds import types
-from trellis.xds.translate import clusters, endpoints, knobs, listeners, routes, secrets
+from trellis.xds.translate import clusters, endpoints, knobs, listeners, rbac, routes, secrets
 
 Resources = dict[str, dict[str, message.Message]]
 
@@ -53,7 +53,9 @@ def build_resources(snapshot: ConnectProxySnapshot) -> Resources:
     found: dict[str, Iterable[message.Message]] = {
         types.SECRET: secrets.build_secrets(snapshot),
         types.CLUSTER: clusters.build_clusters(snapshot, upstreams=upstreams, local_app=has_app),
-        types.ENDPOINT: endpoints.build_endpoints(upstreams),
+        types.ENDPOINT: [*endpoints.build_endpoints(upstreams),
+                         *([endpoints.build_local_app_assignment(snapshot)]
+                           if has_app and rbac.live_enforcement(snapshot) else [])],
         types.LISTENER: listeners.build_listeners(
             snapshot, upstreams=upstreams, public=ready and has_app and p.bind_port > 0),
         types.ROUTE: routes.build_routes(snapshot, public=ready and has_app and p.bind_port > 0),

@@ -172,7 +172,9 @@ def test_a_live_envoy_serves_health_mtls_rbac_and_upstreams(tmp_path: Path) -> N
             assert plain_echo(upstream_port) == b"ping"  # app -> upstream listener -> mTLS -> public -> app
             stats = stat_values(admin_port, "connect_authz.")
             assert stats["connect_authz.rbac.denied"] == 2  # legacy and billing, by RBAC (not by TLS)
-            assert stats["connect_authz.rbac.allowed"] == 2  # frontend, and web through its own upstream
+            # frontend, and web through its own upstream: the live RBAC decides on every read
+            # from the downstream (CONTINUOUS), so this counts reads, at least one per connection
+            assert stats["connect_authz.rbac.allowed"] >= 2
 
 
 def stat_values(admin_port: int, prefix: str) -> dict[str, int]:

@@ -8,10 +8,16 @@ and/or/not ids and rules, header and path matchers with Envoy's absent-header ru
 written from the Envoy API docs rather than from the engine. The verdict must equal
 ``IntentionIndex.decide`` for every (source, destination[, request]) pair, with both
 defaults, on tcp (network filter, no request) and http (HTTP filter) listeners.
+
+A tcp listener whose local_app is an IP carries the live RBAC (rbac.py rules 8-9): its
+verdict is ``live_allows``, a model of the CEL lookup over the decision table in
+local_app's endpoint metadata. "tcp-static" is a tcp service reached by host name, which
+keeps the policies in the listener.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -22,6 +28,7 @@ from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb2
 from envoy.type.matcher.v3 import string_pb2
+from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from xds_scenarios import ALLOW_DEFAULT, DENY_DEFAULT, TD, intentions, snapshot
@@ -128,6 +135,45 @@ def rbac_allows(rules: rbac_pb2.RBAC, uri: str, request: HTTPRequest | None) -> 
     return matched if rules.action == rbac_pb2.RBAC.ALLOW else not matched
 
 
+def live_allows(table: dict, uri: str) -> bool:
+    """The live RBAC's CEL condition (rbac.py rule 9) over ``table``: the URI's segments
+    looked up as ns/name, then ns/*, then */*; anything but a service identity of the trust
+    domain TD gets the default."""
+    p = uri.split("/")
+    service = (len(p) == 9 and p[0] == "spiffe:" and p[1] == "" and p[2] == TD
+               and (p[3], p[5], p[7]) == ("ns", "dc", "svc") and "" not in (p[4], p[6], p[8]))
+    if not service:
+        return table["default"]
+    sources = table["sources"]
+    if p[4] in sources and p[8] in sources[p[4]]:
+        return sources[p[4]][p[8]]
+    if p[4] in sources and "*" in sources[p[4]]:
+        return sources[p[4]]["*"]
+    return sources["*"]["*"]
+
+
+def live_table(resources: dict) -> dict | None:
+    """The decision table on local_app's endpoint, if the public listener uses the live RBAC."""
+    chain = resources[types.LISTENER][types.PUBLIC_LISTENER].filter_chains[0]
+    for f in chain.filters:
+        if f.name == rbac.NETWORK_FILTER:
+            config = network_rbac_pb2.RBAC()
+            f.typed_config.Unpack(config)
+            if rbac.LIVE_POLICY not in config.rules.policies:
+                return None
+            assert config.enforcement_type == network_rbac_pb2.RBAC.CONTINUOUS
+            [endpoint] = resources[types.ENDPOINT][types.LOCAL_APP].endpoints[0].lb_endpoints
+            return json_format.MessageToDict(endpoint.metadata.filter_metadata[rbac.LIVE_METADATA])
+    return None
+
+
+def allows(resources: dict, uri: str, request: HTTPRequest | None) -> bool:
+    table = live_table(resources)
+    if table is not None:
+        return live_allows(table, uri)
+    return rbac_allows(public_rules(resources), uri, request)
+
+
 def public_rules(resources: dict) -> rbac_pb2.RBAC:
     """The RBAC rules that decide on the public listener: the network filter's for tcp;
     for HTTP, the per-route config of the public route (RDS), which replaces the
@@ -161,14 +207,24 @@ def disagreements(all_intentions: list[Intention], destinations, sources, reques
     engine_default = Default(default.allowed, default.reason)
     found = []
     for ns, name in destinations:
-        rules = public_rules(build_resources(snapshot(service=name, ns=ns, protocol=protocol,
-                                                      all_intentions=all_intentions, default=default)))
+        snap = snapshot(service=name, ns=ns, protocol=protocol.removesuffix("-static"),
+                        all_intentions=all_intentions, default=default)
+        if protocol == "tcp-static":
+            snap = by_host_name(snap)
+        resources = build_resources(snap)
+        assert (live_table(resources) is not None) == (protocol == "tcp")
         for source, request in itertools.product(sources, requests):
             uri = spiffe.service_uri(TD, source[0], "dc2", source[1])  # any datacenter matches
             want = index.decide(source, (ns, name), default=engine_default, request=request).allowed
-            if rbac_allows(rules, uri, request) != want:
+            if allows(resources, uri, request) != want:
                 found.append(f"{source} -> {ns}/{name} {request}: engine says {'allow' if want else 'deny'}")
     return found
+
+
+def by_host_name(snap):
+    """The same sidecar with its local service named by host: local_app is STRICT_DNS, so the
+    tcp listener keeps the policies (rbac.py rules 1-7)."""
+    return dataclasses.replace(snap, public=dataclasses.replace(snap.public, local_service_address="app.internal"))
 
 
 def http(path_prefix: str = "", *, path_exact: str = "", path_regex: str = "", methods: tuple[str, ...] = (),
@@ -245,9 +301,30 @@ REQUESTS = [
 ]
 
 
+@pytest.mark.parametrize("protocol", ["tcp", "tcp-static"])
 @pytest.mark.parametrize("default", [DENY_DEFAULT, ALLOW_DEFAULT], ids=["default_deny", "default_allow"])
-def test_network_rbac_agrees_with_the_engine_for_every_pair(default: DefaultDecision) -> None:
-    assert disagreements(MESH, DESTINATIONS, SOURCES, [None], default=default, protocol="tcp") == []
+def test_network_rbac_agrees_with_the_engine_for_every_pair(default: DefaultDecision, protocol: str) -> None:
+    assert disagreements(MESH, DESTINATIONS, SOURCES, [None], default=default, protocol=protocol) == []
+
+
+def test_live_rbac_gives_identities_that_are_not_services_the_default() -> None:
+    given = intentions({"Name": "web", "Sources": [{"Name": "*", "Namespace": "*", "Action": "allow"}]})
+    for default in (DENY_DEFAULT, ALLOW_DEFAULT):
+        table = live_table(build_resources(snapshot(all_intentions=given, default=default)))
+        assert live_allows(table, spiffe.service_uri(TD, "default", "dc1", "api"))
+        for uri in (f"spiffe://{TD}/agent/client/dc/dc1/id/n1", f"spiffe://{TD}/ap/default/ns/default/dc/dc1/svc/api",
+                    spiffe.service_uri("other.consul", "default", "dc1", "api"), f"spiffe://{TD}/ns//dc/dc1/svc/api"):
+            assert live_allows(table, uri) == default.allowed, uri
+
+
+def test_the_live_listener_does_not_change_with_the_intentions() -> None:
+    """What keeps open connections alive: an intention change touches local_app's endpoint
+    metadata only, so Envoy has no listener to update and no filter chain to drain."""
+    before = build_resources(snapshot(all_intentions=[], default=ALLOW_DEFAULT))
+    after = build_resources(snapshot(all_intentions=MESH, default=DENY_DEFAULT))
+    changed = {(t, n) for t in before for n in before[t].keys() | after[t].keys()
+               if before[t].get(n) != after[t].get(n)}
+    assert changed == {(types.ENDPOINT, types.LOCAL_APP)}
 
 
 @pytest.mark.parametrize("default", [DENY_DEFAULT, ALLOW_DEFAULT], ids=["default_deny", "default_allow"])
@@ -280,7 +357,7 @@ RULES = {
 
 @pytest.mark.parametrize(("given", "default", "action", "policies"), list(RULES.values()), ids=list(RULES))
 def test_rules_shape(given: list[Intention], default: DefaultDecision, action: int, policies: list[str]) -> None:
-    rules = public_rules(build_resources(snapshot(all_intentions=given, default=default)))
+    rules = public_rules(build_resources(by_host_name(snapshot(all_intentions=given, default=default))))
     assert rules.action == action
     assert sorted(rules.policies) == policies
 
@@ -289,7 +366,7 @@ def test_wildcard_source_is_carved_out_around_a_higher_precedence_deny() -> None
     """Reference §2.3's example: web DENY (9), * ALLOW (8), default deny -> "any AND NOT web"."""
     given = intentions({"Name": "web", "Sources": [{"Name": "api", "Action": "deny"},
                                                    {"Name": "*", "Action": "allow"}]})
-    rules = public_rules(build_resources(snapshot(all_intentions=given, default=DENY_DEFAULT)))
+    rules = public_rules(build_resources(by_host_name(snapshot(all_intentions=given, default=DENY_DEFAULT))))
     [principal] = rules.policies[rbac.L4_POLICY].principals
     assert [p.WhichOneof("identifier") for p in principal.and_ids.ids] == ["authenticated", "not_id"]
     assert principal.and_ids.ids[1].not_id.authenticated.principal_name.safe_regex.regex == \
@@ -344,9 +421,9 @@ _RANDOM_REQUESTS = [HTTPRequest(p, m, h) for p, m, h in itertools.product(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(found=st.lists(_intention(), max_size=8).map(_unique_pairs), allowed=st.booleans(),
-       protocol=st.sampled_from(["tcp", "http"]))
+       protocol=st.sampled_from(["tcp", "tcp-static", "http"]))
 def test_random_meshes_agree_with_the_engine(found: list[Intention], allowed: bool, protocol: str) -> None:
     default = ALLOW_DEFAULT if allowed else DENY_DEFAULT
-    requests = [None] if protocol == "tcp" else _RANDOM_REQUESTS
+    requests = _RANDOM_REQUESTS if protocol == "http" else [None]
     assert disagreements(found, [("default", "web"), ("team-a", "api")], _RANDOM_SOURCES, requests,
                          default=default, protocol=protocol) == []

@@ -41,7 +41,7 @@ def test_a_sidecar_gets_secrets_clusters_endpoints_and_listeners() -> None:
     assert got == {
         "Secret": ["leaf/default/web", "roots"],
         "Cluster": [API_SNI, "local_app"],
-        "ClusterLoadAssignment": [API_SNI],
+        "ClusterLoadAssignment": [API_SNI, "local_app"],  # local_app: EDS for a tcp service (live RBAC)
         "Listener": ["api:127.0.0.1:9191", "public_listener"],
         "RouteConfiguration": [],
     }

@@ -4,7 +4,9 @@ Rules (reference/envoy-xds.md §2.4, §2.6, §8):
 1. ``local_app`` is the application beside the proxy: STATIC on
    ``local_service_address:local_service_port`` (STRICT_DNS when the address is a host
    name), ``connect_timeout`` = ``local_connect_timeout_ms``, default 5000 ms. For
-   http2/grpc the app is spoken to in the protocol the client used.
+   http2/grpc the app is spoken to in the protocol the client used. For a tcp service
+   with an IP address it is EDS over ADS instead: its one endpoint carries the intentions
+   decision table that the public listener's RBAC reads (rbac.py rules 8-9).
 2. An upstream's cluster is named by its SNI name (``alt_stat_name`` too), type EDS over
    ADS; ``connect_timeout`` = the upstream's ``connect_timeout_ms``, default 5000 ms;
    panic mode off (``healthy_panic_threshold`` 0: never send to unhealthy hosts); mutual
@@ -29,7 +31,7 @@ from google.protobuf import wrappers_pb2
 
 from trellis.proxycfg.model import ConnectProxySnapshot, UpstreamSnapshot
 from trellis.xds import types
-from trellis.xds.translate import core, knobs, tls
+from trellis.xds.translate import core, knobs, rbac, tls
 from trellis.xds.translate.secrets import leaf_name
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -54,16 +56,20 @@ def build_clusters(snapshot: ConnectProxySnapshot, *, upstreams: tuple[UpstreamS
 def build_local_app(snapshot: ConnectProxySnapshot) -> cluster_pb2.Cluster:
     """Rule 1."""
     p = snapshot.public
-    address = p.local_service_address or "127.0.0.1"
+    address = rbac.local_app_address(snapshot)
     cluster = _Cluster(
         name=types.LOCAL_APP,
         type=_Cluster.STATIC if knobs.is_ip(address) else _Cluster.STRICT_DNS,
         connect_timeout=core.duration(knobs.connect_timeout_ms(p.local_connect_timeout_ms)),
-        load_assignment=endpoint_pb2.ClusterLoadAssignment(cluster_name=types.LOCAL_APP, endpoints=[
+    )
+    if rbac.live_enforcement(snapshot):
+        cluster.type = _Cluster.EDS
+        cluster.eds_cluster_config.eds_config.CopyFrom(core.ads_source())
+    else:
+        cluster.load_assignment.CopyFrom(endpoint_pb2.ClusterLoadAssignment(cluster_name=types.LOCAL_APP, endpoints=[
             endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[endpoint_components_pb2.LbEndpoint(
                 endpoint=endpoint_components_pb2.Endpoint(
-                    address=core.socket_address(address, p.local_service_port)))])]),
-    )
+                    address=core.socket_address(address, p.local_service_port)))])]))
     if knobs.is_http2(p.protocol):
         options = _HttpOptions(use_downstream_protocol_config=_HttpOptions.UseDownstreamHttpConfig(
             http_protocol_options=protocol_pb2.Http1ProtocolOptions(),

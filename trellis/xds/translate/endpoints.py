@@ -11,16 +11,21 @@ Rules (DESIGN: one health rule; reference/envoy-xds.md §2.8):
 4. Endpoints are sorted by (address, port, service id): equal snapshots, equal bytes.
    With none left, the assignment is sent empty, so the cluster has no hosts (and
    connections to it fail fast) rather than waiting for an assignment.
+5. When ``local_app`` is EDS (clusters.py rule 1) its assignment holds the one local
+   service endpoint, with the intentions decision table as its ``trellis.intentions``
+   metadata (rbac.py rules 8-9): an intention change is an EDS update of this one
+   resource, which Envoy applies to the existing host, open connections included.
 """
 
 from __future__ import annotations
 
-from envoy.config.core.v3 import health_check_pb2
+from envoy.config.core.v3 import base_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from google.protobuf import wrappers_pb2
 
-from trellis.proxycfg.model import Endpoint, UpstreamSnapshot, usable_endpoints
-from trellis.xds.translate import core, knobs
+from trellis.proxycfg.model import ConnectProxySnapshot, Endpoint, UpstreamSnapshot, usable_endpoints
+from trellis.xds import types
+from trellis.xds.translate import core, knobs, rbac
 
 MAX_WEIGHT = 128
 
@@ -50,3 +55,15 @@ def lb_endpoint(e: Endpoint) -> endpoint_components_pb2.LbEndpoint:
         health_status=health_check_pb2.HEALTHY,
         load_balancing_weight=wrappers_pb2.UInt32Value(value=min(max(e.weight, 1), MAX_WEIGHT)),
     )
+
+
+def build_local_app_assignment(snapshot: ConnectProxySnapshot) -> endpoint_pb2.ClusterLoadAssignment:
+    """Rule 5."""
+    p = snapshot.public
+    endpoint = endpoint_components_pb2.LbEndpoint(
+        endpoint=endpoint_components_pb2.Endpoint(
+            address=core.socket_address(rbac.local_app_address(snapshot), p.local_service_port)),
+        metadata=base_pb2.Metadata(filter_metadata={rbac.LIVE_METADATA: rbac.live_decisions(snapshot)}),
+    )
+    return endpoint_pb2.ClusterLoadAssignment(cluster_name=types.LOCAL_APP, endpoints=[
+        endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[endpoint])])

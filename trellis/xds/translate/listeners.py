@@ -4,7 +4,9 @@ Rules (reference/envoy-xds.md §0, §2.2, §2.3, §2.5, §8):
 1. The public listener is ``public_listener`` (xds/types.py) on the snapshot's public
    bind address and port. A TLS inspector tells the two filter chains apart:
    * ``transport_protocol: tls``: mutual TLS (tls.py) and then, for a tcp service, the
-     network RBAC filter and ``tcp_proxy`` to ``local_app``; for http/http2/grpc one HTTP
+     network RBAC filter and ``tcp_proxy`` to ``local_app`` (the live RBAC of rbac.py
+     rules 8-9 when ``local_app`` is EDS: the same filter for every set of intentions, so
+     an intention change never drains this chain); for http/http2/grpc one HTTP
      connection manager whose HTTP filters are [grpc_stats, grpc_http1_bridge (grpc
      only)], the HTTP RBAC filter, the router, with its routes over RDS (routes.py): the
      intentions' rules travel in the route (per-route RBAC), so a change reaches the next
@@ -93,8 +95,10 @@ def _mtls_chain(snapshot: ConnectProxySnapshot) -> listener_components_pb2.Filte
     if knobs.is_http(protocol):
         filters = [network_filter(HTTP_CONNECTION_MANAGER, _public_http_manager(snapshot))]
     else:
+        live = rbac.live_enforcement(snapshot)
+        authz = rbac.build_live_network_filter(snapshot) if live else rbac.build_network_filter(snapshot)
         filters = [
-            network_filter(rbac.NETWORK_FILTER, rbac.build_network_filter(snapshot)),
+            network_filter(rbac.NETWORK_FILTER, authz),
             network_filter(TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=types.PUBLIC_LISTENER,
                                                               cluster=types.LOCAL_APP)),
         ]

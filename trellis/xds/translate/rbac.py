@@ -36,6 +36,31 @@ suffix, contains or present (the first one set, Consul's order), ``ignore_case``
 ``invert_match``; methods as a ``:method`` regex. NOTE: the methods regex is
 case-insensitive because l7.py upper-cases the request's method before comparing;
 Consul's is case-sensitive (``GET|PUT``). No criterion: ``any``.
+
+Live enforcement on tcp (closing open connections a new deny covers; docs/proxy.md "Open
+connections after a deny"). Envoy keeps an open connection on the filter chain, and so on
+the RBAC config, it was accepted with; a changed chain is only drained, cutting every
+connection on it, allowed ones too, after ``--drain-time-s``. So on a tcp public listener
+whose ``local_app`` is an IP (``live_enforcement``) the decision is data, not config:
+Rule 8: the network RBAC filter is the same for every set of intentions (only the trust
+domain is in it): ``CONTINUOUS`` enforcement (decided again on every read from the
+downstream), ALLOW, one policy ``consul-intentions-live`` whose CEL condition reads the
+decision table from the ``trellis.intentions`` metadata of ``local_app``'s endpoint
+(``xds.upstream_host_metadata``). Envoy updates an endpoint's metadata in place on an EDS
+update, so an open connection sees the new table on its next read; the listener never
+changes, so nothing is drained. A client that sends nothing is not checked until it does.
+Rule 9: the table (``live_decisions``) is the engine's own verdict, with no request (an
+L7 intention denies, decide.py rule 4), for each source shape the destination's
+intentions name: ``sources[ns][name]`` for ``ns/name``, ``sources[ns]["*"]`` for any other
+name in ``ns`` (decided as a source no exact intention names), ``sources["*"]["*"]`` for
+everyone else. Segments are percent-encoded as in SPIFFE IDs; ``*`` is literal (a real
+name would be ``%2A``). The condition checks the peer's URI SAN is a service identity of
+the trust domain (rule 6's regex for ``*/*``; else ``default``, as an unmatched principal
+gets it in rule 1), splits it on ``/`` and looks ``ns/name``, then ``ns/*``, then ``*/*``
+up. A missing table (no endpoint metadata) makes the evaluation fail, and ALLOW denies.
+NOTE: CEL comprehensions are disabled in Envoy, and ``matches`` with a pattern from data
+compiles it on every read (~35 us each, measured), hence the map lookups; ``split`` needs
+``cel_config`` string functions (in Envoy 1.40; older Envoys reject the field).
 """
 
 from __future__ import annotations
@@ -44,23 +69,29 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from envoy.config.core.v3 import cel_pb2
 from envoy.config.rbac.v3 import rbac_pb2
 from envoy.config.route.v3 import route_components_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
 from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb2
 from envoy.type.matcher.v3 import path_pb2, regex_pb2, string_pb2
+from google.api.expr.v1alpha1 import syntax_pb2
+from google.protobuf import struct_pb2
 
-from trellis.connect.intentions.decide import destination_matches
+from trellis.connect.intentions.decide import Default, decide, destination_matches
 from trellis.connect.intentions.l7 import has_criterion
 from trellis.connect.intentions.model import WILDCARD, Action, HeaderMatch, HTTPMatch, Intention, Permission
 from trellis.connect.intentions.precedence import sorted_intentions
 from trellis.proxycfg.model import ConnectProxySnapshot
+from trellis.xds.translate import knobs
 
 NETWORK_FILTER = "envoy.filters.network.rbac"
 HTTP_FILTER = "envoy.filters.http.rbac"
 STAT_PREFIX = "connect_authz"
 L4_POLICY = "consul-intentions-layer4"
 L7_POLICY = "consul-intentions-layer7-{}"
+LIVE_POLICY = "consul-intentions-live"
+LIVE_METADATA = "trellis.intentions"  # filter_metadata namespace on local_app's endpoint (rule 8)
 
 Name = tuple[str, str]  # (namespace, name), either may be "*"
 
@@ -116,6 +147,109 @@ def build_rules(snapshot: ConnectProxySnapshot, *, http: bool) -> rbac_pb2.RBAC:
 def build_network_filter(snapshot: ConnectProxySnapshot) -> network_rbac_pb2.RBAC:
     """The ``envoy.filters.network.rbac`` config of a tcp public listener (rule 4)."""
     return network_rbac_pb2.RBAC(rules=build_rules(snapshot, http=False), stat_prefix=STAT_PREFIX)
+
+
+def local_app_address(snapshot: ConnectProxySnapshot) -> str:
+    return snapshot.public.local_service_address or "127.0.0.1"
+
+
+def live_enforcement(snapshot: ConnectProxySnapshot) -> bool:
+    """Rule 8 applies: a tcp public listener whose ``local_app`` can be an EDS cluster (an IP:
+    EDS addresses cannot be host names)."""
+    return not knobs.is_http(snapshot.public.protocol) and knobs.is_ip(local_app_address(snapshot))
+
+
+def live_decisions(snapshot: ConnectProxySnapshot) -> struct_pb2.Struct:
+    """Rule 9: the decision table ``local_app``'s endpoint carries as metadata."""
+    destination = (snapshot.namespace, snapshot.service)
+    candidates = sorted_intentions(i for i in snapshot.intentions if destination_matches(i, destination))
+    default = Default(snapshot.default.allowed, snapshot.default.reason)
+    shapes = {(i.source_ns, i.source_name) for i in candidates} | {(WILDCARD, WILDCARD)}
+    sources: dict[str, dict[str, bool]] = {}
+    for ns, name in sorted(shapes):
+        sources.setdefault(_key(ns), {})[_key(name)] = decide(candidates, (ns, name), default=default).allowed
+    table = struct_pb2.Struct()
+    table.update({"default": snapshot.default.allowed, "sources": sources})
+    return table
+
+
+def _key(part: str) -> str:
+    return part if part == WILDCARD else quote(part, safe="")
+
+
+def build_live_network_filter(snapshot: ConnectProxySnapshot) -> network_rbac_pb2.RBAC:
+    """Rule 8: the same config whatever the intentions (only the trust domain is in it)."""
+    policy = rbac_pb2.Policy(
+        permissions=[rbac_pb2.Permission(any=True)], principals=[rbac_pb2.Principal(any=True)],
+        condition=live_condition(snapshot.trust_domain),
+        cel_config=cel_pb2.CelExpressionConfig(enable_string_functions=True),
+    )
+    return network_rbac_pb2.RBAC(
+        rules=rbac_pb2.RBAC(action=rbac_pb2.RBAC.ALLOW, policies={LIVE_POLICY: policy}),
+        stat_prefix=STAT_PREFIX, enforcement_type=network_rbac_pb2.RBAC.CONTINUOUS,
+    )
+
+
+def live_condition(td: str) -> syntax_pb2.Expr:
+    """Rule 9's lookup as a CEL AST (Envoy takes the parsed form, and has no variables)::
+
+        uri = connection.uri_san_peer_certificate        # spiffe://<td>/ns/NS/dc/DC/svc/NAME
+        p = uri.split("/")                               # ["spiffe:", "", td, "ns", NS, "dc", DC, "svc", NAME]
+        t = xds.upstream_host_metadata.filter_metadata["trellis.intentions"].sources
+        !uri.matches(spiffe_regex(td, ("*", "*"))) ? <metadata>.default
+          : !(p[4] in t) ? t["*"]["*"]
+          : p[8] in t[p[4]] ? t[p[4]][p[8]]
+          : "*" in t[p[4]] ? t[p[4]]["*"]
+          : t["*"]["*"]
+    """
+    c = _Cel()
+    uri = c.select(c.ident("connection"), "uri_san_peer_certificate")
+    meta = c.index(c.select(c.select(c.ident("xds"), "upstream_host_metadata"), "filter_metadata"),
+                   c.const(LIVE_METADATA))
+    table = c.index(meta, c.const("sources"))
+    parts = c.call("split", c.const("/"), target=uri)
+    ns, name = c.index(parts, c.const(4)), c.index(parts, c.const(8))
+    anyone = c.index(c.index(table, c.const(WILDCARD)), c.const(WILDCARD))
+    in_ns = c.index(table, ns)
+    lookup = c.cond(c.call("!_", c.call("@in", ns, table)), anyone,
+                    c.cond(c.call("@in", name, in_ns), c.index(in_ns, name),
+                           c.cond(c.call("@in", c.const(WILDCARD), in_ns), c.index(in_ns, c.const(WILDCARD)), anyone)))
+    service = c.call("matches", c.const(spiffe_regex(td, (WILDCARD, WILDCARD))), target=uri)
+    return c.cond(c.call("!_", service), c.index(meta, c.const("default")), lookup)
+
+
+class _Cel:
+    """Builds ``google.api.expr.v1alpha1.Expr`` nodes, numbering them as a parser would."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def _expr(self, **fields) -> syntax_pb2.Expr:
+        self._next += 1
+        return syntax_pb2.Expr(id=self._next, **fields)
+
+    def ident(self, name: str) -> syntax_pb2.Expr:
+        return self._expr(ident_expr=syntax_pb2.Expr.Ident(name=name))
+
+    def select(self, operand: syntax_pb2.Expr, field: str) -> syntax_pb2.Expr:
+        return self._expr(select_expr=syntax_pb2.Expr.Select(operand=operand, field=field))
+
+    def const(self, value: str | int) -> syntax_pb2.Expr:
+        if isinstance(value, str):
+            return self._expr(const_expr=syntax_pb2.Constant(string_value=value))
+        return self._expr(const_expr=syntax_pb2.Constant(int64_value=value))
+
+    def call(self, function: str, *args: syntax_pb2.Expr, target: syntax_pb2.Expr | None = None) -> syntax_pb2.Expr:
+        call = syntax_pb2.Expr.Call(function=function, args=list(args))
+        if target is not None:
+            call.target.CopyFrom(target)
+        return self._expr(call_expr=call)
+
+    def index(self, operand: syntax_pb2.Expr, key: syntax_pb2.Expr) -> syntax_pb2.Expr:
+        return self.call("_[_]", operand, key)
+
+    def cond(self, test: syntax_pb2.Expr, then: syntax_pb2.Expr, otherwise: syntax_pb2.Expr) -> syntax_pb2.Expr:
+        return self.call("_?_:_", test, then, otherwise)
 
 
 def deny_all_http_filter() -> http_rbac_pb2.RBAC:
