@@ -33,9 +33,9 @@ Parts (``--part`` picks some; default all, in order):
    last client's ACK of the EDS update; p50/p99 over --ads-trials changes. Goal <= 250 ms.
    Also: the agent's CPU per change and how long it stays busy (/proc), the clients' CPU,
    and the agent's SIGTERM -> exit time with every stream open. Baselines in the same run:
-   (a) the CPU floor of that change, in this process: 1,000 x (build + build_resources +
-   version_resources + the delta response), the work the current design does per change
-   without any I/O, scheduling or lookups around it; (b) an unrelated change (an intention
+   (a) the CPU floor of that change, in this process: 1,000 x (build + translate, given the
+   stream's previous translation, + the delta response), the work the current design does
+   per change without any I/O, scheduling or lookups around it; (b) an unrelated change (an intention
    between two services no proxy is): every proxy's follower wakes (intentions are one watch
    key) and nothing is sent; the agent's CPU for it.
 
@@ -520,10 +520,87 @@ def _api_instance(k: int, prefix: str = "api") -> dict[str, Any]:
                         "Port": 21000 + k, "Proxy": {"DestinationServiceName": "api", "LocalServicePort": 8080}}}
 
 
+class ClientPool:
+    """The simulated Envoys of part 4: worker processes each running ``_Clients`` against
+    ``port``; ``trial`` times one write that should reach every stream."""
+
+    def __init__(self, procs: Procs, port: int, proxies: list[tuple[str, str]], a: argparse.Namespace) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conns = []
+        t0 = time.monotonic()
+        for share in (proxies[w::a.ads_procs] for w in range(a.ads_procs)):
+            parent, child = ctx.Pipe()
+            w = ctx.Process(target=ads_worker, args=(child, port, share,
+                                                      len(share) if a.ads_channels <= 0 else a.ads_channels))
+            w.start()
+            procs.workers.append(w)
+            self.conns.append(parent)
+        for c in self.conns:
+            self._expect(c, 300)
+        say(f"  {len(proxies)} streams subscribed and in sync in {time.monotonic() - t0:.1f} s")
+        time.sleep(1.0)
+
+    def ask(self, msg: tuple, timeout: float = 60) -> list[tuple]:
+        for c in self.conns:
+            c.send(msg)
+        return [self._expect(c, timeout) for c in self.conns]
+
+    @staticmethod
+    def _expect(c: Any, timeout: float) -> tuple:
+        while True:
+            if not c.poll(timeout):
+                raise TimeoutError(f"no answer from an ADS worker within {timeout}s")
+            got = c.recv()
+            if got[0] != "progress":
+                return got
+            say(f"    a worker has {got[1]} streams in sync {got[2] or ''}")
+
+    def trial(self, write: Any, want_eds: bool, timeout: float, server_pid: int) -> dict[str, Any]:
+        self.ask(("arm",))
+        cpu0 = proc_cpu_rss(server_pid)[0]
+        start = time.monotonic()
+        write()
+        server_cpu, busy = agent_busy(server_pid, start, cpu0)
+        got = self.ask(("collect", timeout, want_eds), timeout + 30)
+        errors = [e for g in got for e in g[4]]
+        if errors:
+            say(f"    client errors: {errors[:3]}")
+        return {"acks": [t - start for g in got for t in g[1]], "other": sum(g[2] for g in got),
+                "client_cpu": sum(g[3] for g in got), "agent_cpu": server_cpu, "busy": busy}
+
+    def stop(self) -> None:
+        self.ask(("stop",), 30)
+
+
+def grpc_floor(procs: Procs, proxies: list[tuple[str, str]], a: argparse.Namespace) -> list[float]:
+    """Baseline (c): change -> last ACK with ads_floor_server.py instead of the agent."""
+    port = free_port()
+    server = procs.add(subprocess.Popen([sys.executable, str(HERE / "ads_floor_server.py"), str(port)],
+                                        stdout=subprocess.PIPE, text=True))
+    assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+    pool = ClientPool(procs, port, proxies, a)
+    lasts = []
+    for k in range(a.ads_trials):
+        t = pool.trial(lambda: os.kill(server.pid, signal.SIGUSR1), True, 30, server.pid)
+        if len(t["acks"]) != len(proxies):
+            raise RuntimeError(f"floor trial {k}: only {len(t['acks'])} of {len(proxies)} clients got the update")
+        lasts.append(max(t["acks"]))
+        say(f"    floor change {k + 1}/{a.ads_trials}: first ACK {min(t['acks']) * 1e3:.0f} ms, last ACK "
+            f"{max(t['acks']) * 1e3:.0f} ms, server CPU {t['agent_cpu'] * 1e3:.0f} ms")
+        time.sleep(0.5)
+    pool.stop()
+    os.kill(server.pid, signal.SIGTERM)
+    server.wait(10)
+    return lasts
+
+
 def part4(tmp: Path, procs: Procs, a: argparse.Namespace) -> dict[str, Any]:
     n = a.ads_clients
     say(f"\n== part 4: {n} simulated incremental ADS clients ==")
     floor = asyncio.run(_ads_floor(n))
+    proxies = [(f"svc-{i}-sidecar-proxy", f"svc-{i}") for i in range(n)]
+    say("  baseline (c): the same clients against ads_floor_server.py (bare grpc.aio, no agent)")
+    grpc_lasts = grpc_floor(procs, proxies, a)
     agent = start_agent(tmp, "-log-level", "warn")
     procs.agents.append(agent)
     set_csr_limit_zero(agent)
@@ -537,57 +614,13 @@ def part4(tmp: Path, procs: Procs, a: argparse.Namespace) -> dict[str, Any]:
             "Port": 30000 + i, "Proxy": {"DestinationServiceName": f"svc-{i}", "LocalServicePort": 8080,
                                          "Upstreams": [{"DestinationName": "api", "LocalBindPort": 9000}]}})
 
-    # NOTE: 32 in flight, not one by one: every registration on the node wakes every proxy
-    # already registered (they all watch the node's services), so one at a time is quadratic
-    # (61-80 s for 1,000); concurrent writes share the wake-ups.
-    with concurrent.futures.ThreadPoolExecutor(32) as pool:
-        list(pool.map(register, range(n)))
+    with concurrent.futures.ThreadPoolExecutor(32) as threads:
+        list(threads.map(register, range(n)))
     say(f"  {n} connect-proxy registrations (32 in flight) in {time.monotonic() - t0:.1f} s")
-    ctx = multiprocessing.get_context("spawn")
-    proxies = [(f"svc-{i}-sidecar-proxy", f"svc-{i}") for i in range(n)]
-    shares = [proxies[w::a.ads_procs] for w in range(a.ads_procs)]
-    conns = []
-    t0 = time.monotonic()
-    for share in shares:
-        parent, child = ctx.Pipe()
-        w = ctx.Process(target=ads_worker, args=(child, agent.grpc_port, share,
-                                                  len(share) if a.ads_channels <= 0 else a.ads_channels))
-        w.start()
-        procs.workers.append(w)
-        conns.append(parent)
-
-    def ask(msg: tuple, timeout: float = 60) -> list[tuple]:
-        for c in conns:
-            c.send(msg)
-        return [expect(c, timeout) for c in conns]
-
-    def expect(c: Any, timeout: float) -> tuple:
-        while True:
-            if not c.poll(timeout):
-                raise TimeoutError(f"no answer from an ADS worker within {timeout}s")
-            got = c.recv()
-            if got[0] != "progress":
-                return got
-            say(f"    a worker has {got[1]} streams in sync {got[2] or ''}")
-
-    for c in conns:
-        expect(c, 300)
-    say(f"  {n} streams subscribed and in sync in {time.monotonic() - t0:.1f} s "
-        f"(agent RSS {proc_cpu_rss(agent.proc.pid)[1] / 2**20:.0f} MiB)")
-    time.sleep(1.0)
+    pool = ClientPool(procs, agent.grpc_port, proxies, a)
 
     def trial(write: Any, want_eds: bool, timeout: float) -> dict[str, Any]:
-        ask(("arm",))
-        cpu0 = proc_cpu_rss(agent.proc.pid)[0]
-        start = time.monotonic()
-        write()
-        agent_cpu, busy = agent_busy(agent.proc.pid, start, cpu0)
-        got = ask(("collect", timeout, want_eds), timeout + 30)
-        errors = [e for g in got for e in g[4]]
-        if errors:
-            say(f"    client errors: {errors[:3]}")
-        return {"acks": [t - start for g in got for t in g[1]], "other": sum(g[2] for g in got),
-                "client_cpu": sum(g[3] for g in got), "agent_cpu": agent_cpu, "busy": busy}
+        return pool.trial(write, want_eds, timeout, agent.proc.pid)
 
     lasts, firsts, per_proxy, agent_cpus, client_cpus, busys = [], [], [], [], [], []
     def change(k: int) -> None:  # add an instance, remove it, ...: each touches every proxy
@@ -625,12 +658,15 @@ def part4(tmp: Path, procs: Procs, a: argparse.Namespace) -> dict[str, Any]:
     t0 = time.monotonic()
     code = agent.stop(60)  # with every stream still open
     stop_s = time.monotonic() - t0
-    ask(("stop",), 30)
-    res = {"last": lasts, "first": firsts, "per_proxy": per_proxy, "agent_cpu": agent_cpus, "client_cpu": client_cpus,
+    pool.stop()
+    res = {"grpc_floor": grpc_lasts, "last": lasts, "first": firsts, "per_proxy": per_proxy, "agent_cpu": agent_cpus, "client_cpu": client_cpus,
            "busy": busys, "unrelated": unrelated, "floor": floor, "stop": stop_s}
     say(f"\n{'part 4: ' + str(n) + ' delta ADS clients, one catalog change':<58} {'p50 ms':>8} {'p99 ms':>8}")
     say(f"{'change -> last client ACK (' + str(len(lasts)) + ' trials)':<58} {pct(lasts, .5) * 1e3:>8.0f} "
         f"{pct(lasts, .99) * 1e3:>8.0f}")
+    say(f"{'baseline (c): bare grpc.aio server, change -> last ACK':<58} {pct(grpc_lasts, .5) * 1e3:>8.0f} "
+        f"{pct(grpc_lasts, .99) * 1e3:>8.0f}   agent/baseline (p50): "
+        f"{pct(lasts, .5) / max(pct(grpc_lasts, .5), 1e-9):.1f}x")
     say(f"{'change -> first client ACK':<58} {pct(firsts, .5) * 1e3:>8.0f} {pct(firsts, .99) * 1e3:>8.0f}")
     say(f"{'change -> each client ACK (all trials pooled)':<58} {pct(per_proxy, .5) * 1e3:>8.0f} "
         f"{pct(per_proxy, .99) * 1e3:>8.0f}")
@@ -638,9 +674,9 @@ def part4(tmp: Path, procs: Procs, a: argparse.Namespace) -> dict[str, Any]:
     say(f"{'agent CPU per change':<58} {pct(agent_cpus, .5) * 1e3:>8.0f} {pct(agent_cpus, .99) * 1e3:>8.0f}")
     say(f"{'clients CPU per change (all ' + str(n) + ', incl. gRPC threads)':<58} "
         f"{pct(client_cpus, .5) * 1e3:>8.0f} {pct(client_cpus, .99) * 1e3:>8.0f}")
-    say(f"{'baseline (a): CPU floor, ' + str(n) + ' x build+translate+version+response':<58} "
+    say(f"{'baseline (a): CPU floor, ' + str(n) + ' x build+translate+response':<58} "
         f"{floor['total'] * 1e3:>8.0f}")
-    for label, key in (("  build", "build"), ("  build_resources", "translate"), ("  version_resources", "version"),
+    for label, key in (("  build", "build"), ("  translate (with the stream's previous translation)", "translate"),
                        ("  next_response + serialize", "respond")):
         say(f"{label:<58} {floor[key] * 1e3:>8.0f}")
     u_cpu = [u[1] for u in unrelated]
@@ -666,7 +702,7 @@ async def _ads_floor(n: int) -> dict[str, float]:
     from trellis.store.writer import Plan
     from trellis.testing.builders import running_view
     from trellis.xds import delta, types
-    from trellis.xds.resources import build_resources
+    from trellis.xds.resources import translate
 
     async with running_view() as (view, writer, _):
         ca = CAManager(view, writer, datacenter="dc1")
@@ -674,10 +710,10 @@ async def _ads_floor(n: int) -> dict[str, float]:
         mine = await fill_view(view, writer, destinations=1, instances=API_INSTANCES, proxies=n, upstreams_each=1)
         leaf = _leaf_snapshot(await LeafManager(view, ca, datacenter="dc1").get("default", "web-0"))
         allow = DefaultDecision(True, "Default intention policy")
-        states = []
+        states, translations = [], []
         for p in mine:  # each stream in sync with the snapshot before the change
-            desired = delta.version_resources(build_resources(
-                builder.build(view, p, datacenter="dc1", leaf=leaf, default=allow).value))
+            translations.append(translate(builder.build(view, p, datacenter="dc1", leaf=leaf, default=allow).value))
+            desired = translations[-1].desired
             states.append(delta.StreamState(types={t: delta.TypeState(
                 requested=True, wildcard=t in delta.WILDCARD_TYPES, names=frozenset(desired[t]),
                 acked={name: v.version for name, v in desired[t].items()}) for t in types.ORDER}))
@@ -691,16 +727,14 @@ async def _ads_floor(n: int) -> dict[str, float]:
             return pl
 
         await writer.apply(plan)
-        spent = {"build": 0.0, "translate": 0.0, "version": 0.0, "respond": 0.0}
+        spent = {"build": 0.0, "translate": 0.0, "respond": 0.0}
         clock = time.perf_counter
-        for p, state in zip(mine, states, strict=True):
+        for p, state, previous in zip(mine, states, translations, strict=True):
             t0 = clock()
             snap = builder.build(view, p, datacenter="dc1", leaf=leaf, default=allow).value
             t1 = clock()
-            resources = build_resources(snap)
+            desired = translate(snap, previous).desired  # as the agent's xDS session does
             t2 = clock()
-            desired = delta.version_resources(resources)
-            t3 = clock()
             state, response = delta.next_response(state, desired, system_version=snap.version)
             assert response is not None and response.type_url == types.ENDPOINT, response
             response.SerializeToString()
@@ -708,8 +742,7 @@ async def _ads_floor(n: int) -> dict[str, float]:
             t4 = clock()
             spent["build"] += t1 - t0
             spent["translate"] += t2 - t1
-            spent["version"] += t3 - t2
-            spent["respond"] += t4 - t3
+            spent["respond"] += t4 - t2
         spent["total"] = sum(spent.values())
     return spent
 

@@ -30,7 +30,7 @@ from google.protobuf import duration_pb2
 
 from trellis.errors import NotFound
 from trellis.testing.agent import free_port
-from trellis.xds.server import GRACE, start_xds_server
+from trellis.xds.server import GRACE, start_xds_server, whole
 from trellis.xds.types import CLUSTER, LISTENER
 
 pytestmark = pytest.mark.integration
@@ -225,7 +225,7 @@ async def test_envoy_acks_a_snapshot_takes_a_change_and_rejects_a_bad_listener_o
     v1 = {CLUSTER: {"local_app": static_cluster("local_app", echo_port)},
           LISTENER: {"public_listener": tcp_listener("public_listener", listen_port, "local_app")}}
     await source.publish("v1", v1)
-    server = await start_xds_server(source, build, "127.0.0.1", xds_port)
+    server = await start_xds_server(source, whole(build), "127.0.0.1", xds_port)
     envoy = await start_envoy(tmp_path, xds_port)
     try:
         # 1. Envoy connects, gets the cluster then the listener, ACKs both.
@@ -284,7 +284,7 @@ async def _has(envoy: Envoy, path: str, text: str) -> bool:
 async def test_the_grpc_edge_answers_state_of_the_world_and_unknown_nodes_with_a_status() -> None:
     source = SnapshotSource()
     port = free_port()
-    server = await start_xds_server(source, build, "127.0.0.1", port)
+    server = await start_xds_server(source, whole(build), "127.0.0.1", port)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)

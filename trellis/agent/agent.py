@@ -372,12 +372,12 @@ class Agent:
         """The gRPC xDS server for Envoy sidecars, on the gRPC port (off when it is -1)."""
         if self.cfg.ports.grpc <= 0 or self.proxies is None or not self.cfg.connect.enabled:
             return None
-        from trellis.xds.resources import build_resources
+        from trellis.xds.resources import translate
         from trellis.xds.server import start_xds_server
 
         hosts = _hosts(self.cfg.addresses.grpc or self.cfg.client_addr)
         try:
-            server = await start_xds_server(self.proxies, build_resources, hosts, self.cfg.ports.grpc)
+            server = await start_xds_server(self.proxies, translate, hosts, self.cfg.ports.grpc)
         except OSError as exc:
             raise Unavailable(f"gRPC (xDS) listener on port {self.cfg.ports.grpc}: {exc.strerror or exc}") from None
         log.info("xDS (delta ADS) listening on %s port %d", ", ".join(hosts), self.cfg.ports.grpc)

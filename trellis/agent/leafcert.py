@@ -16,8 +16,8 @@ Rules:
    or its wait ends.
 4. A non-blocking read re-validates: an expired leaf, or one signed by a key that is
    no longer the active one, is replaced before answering (Consul).
-5. Entries nobody asked for in ``IDLE_EXPIRY`` are dropped at their renewal time
-   instead of renewed.
+5. Entries nobody asked for in ``IDLE_EXPIRY`` and nobody watches (``notify``) are
+   dropped at their renewal time instead of renewed.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from trellis.connect import spiffe
@@ -75,6 +75,7 @@ class _Entry:
     last_read: float = 0.0
     issuing: asyncio.Future | None = None
     changed: asyncio.Future | None = None
+    watchers: set[asyncio.Future] = field(default_factory=set)  # notify()
     generation: int = 0
 
 
@@ -118,6 +119,21 @@ class LeafManager:
         if index == 0 or entry.cert.index > index:
             return entry.cert
         return await self._wait_change(entry, index, wait)
+
+    def notify(self, namespace: str, service: str, index: int, fut: asyncio.Future) -> bool:
+        """``get(index=...)`` without a task: resolve ``fut`` when the service's leaf passes
+        ``index``. Returns True, registering nothing, when it already has (or there is no
+        leaf to wait on). The caller ``forget``s the future when done with it."""
+        entry = self._entries.get((namespace, service))
+        if entry is None or entry.cert is None or entry.cert.index > index:
+            return True
+        entry.watchers.add(fut)
+        return False
+
+    def forget(self, namespace: str, service: str, fut: asyncio.Future) -> None:
+        entry = self._entries.get((namespace, service))
+        if entry is not None:
+            entry.watchers.discard(fut)
 
     def _usable(self, cert: LeafCert) -> bool:
         return (cert.signed.valid_before - EXPIRY_MARGIN > self.clock()
@@ -183,6 +199,10 @@ class LeafManager:
                                                    self.rng.random()))
         if entry.changed is not None and not entry.changed.done():
             entry.changed.set_result(None)
+        for fut in entry.watchers:
+            if not fut.done():
+                fut.set_result(None)
+        entry.watchers.clear()
 
     def _schedule(self, entry: _Entry, due: float) -> None:
         entry.due = due
@@ -214,7 +234,7 @@ class LeafManager:
                 pass
 
     async def _renew(self, entry: _Entry, now: float) -> None:
-        if now - entry.last_read > IDLE_EXPIRY:  # rule 5
+        if now - entry.last_read > IDLE_EXPIRY and not entry.watchers:  # rule 5
             self._entries.pop((entry.namespace, entry.service), None)
             return
         try:

@@ -12,12 +12,17 @@ Rules:
    defaults; a timeout of 0 means the data plane's default.
 4. An upstream in another datacenter, or a prepared query, is carried with ``error``
    set: that upstream is refused by the proxy, every other one served.
+5. An upstream's endpoints are read once per view change and shared by every snapshot
+   that has that upstream (View.shared), so one catalog change seen by a thousand proxies
+   reads the catalog once, and their snapshots hold the same endpoint objects.
+6. ``version`` hashes the ``repr`` of every other field: dataclasses, tuples, dicts and
+   scalars only, so it is stable for equal content built the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
+from dataclasses import fields
 from typing import Any
 
 from trellis.catalog import query
@@ -26,6 +31,7 @@ from trellis.config.entry.model import ProxyDefaults, ServiceDefaults, UpstreamC
 from trellis.config.duration import format_duration
 from trellis.connect import spiffe
 from trellis.proxycfg.model import (
+    CONNECT_PROXY,
     ConnectProxySnapshot,
     DefaultDecision,
     Endpoint,
@@ -87,18 +93,19 @@ def build(view: View, proxy: Service, *, datacenter: str, leaf: LeafSnapshot | N
         local_connect_timeout_ms=_int(config.get("local_connect_timeout_ms")),
     )
     candidates = view["config"].intention_index().candidates(proxy.namespace, service)
-    snapshot = ConnectProxySnapshot(
+    given = dict(
         proxy_id=proxy.id, proxy_name=proxy.name, namespace=proxy.namespace, datacenter=datacenter,
         trust_domain=td, service=service, service_id=p.destination_service_id, public=public, leaf=leaf,
         roots=tuple(root.root_cert for root in ca.ordered_roots()), intentions=tuple(candidates),
         default=default, upstreams=tuple(_upstream(r, view, proxy, u, datacenter, td) for u in p.upstreams),
-        config=config, stop=stop,
+        config=config, kind=CONNECT_PROXY, stop=stop,
     )
-    snapshot = replace(snapshot, version=version_of(snapshot))
-    return view.result(snapshot, r.watch)
+    return view.result(ConnectProxySnapshot(**given, version=_version(given)), r.watch)
 
 
 def _int(value: Any) -> int:
+    if value is None:
+        return 0
     try:
         return max(0, int(value))
     except (TypeError, ValueError):
@@ -110,27 +117,35 @@ def _upstream(r: _Reader, view: View, proxy: Service, u: Any, datacenter: str, t
     dc = u.datacenter or datacenter
     name = u.destination_name
     config = {**_central(r, proxy, name), **u.config}  # rule 3: the registration wins
-    base = UpstreamSnapshot(
+    endpoints: tuple[Endpoint, ...] = ()
+    error = ""
+    if u.destination_type not in ("", "service"):
+        error = f"upstream {name}: prepared-query upstreams are not supported yet"
+    elif dc != datacenter:
+        error = (f"upstream {name} is in datacenter {dc!r}: only this datacenter ({datacenter!r}) is served "
+                 f"until multi-datacenter support exists")
+    else:
+        endpoints, watch = view.shared(("connect-endpoints", ns, name), lambda: _endpoints(view, ns, name))
+        r.watch.update(watch)
+    return UpstreamSnapshot(
         destination_name=name, destination_namespace=ns, datacenter=dc,
         local_bind_address=u.local_bind_address or "127.0.0.1", local_bind_port=u.local_bind_port,
         protocol=str(config.get("protocol") or "").lower() or r.protocol(ns, name),
         connect_timeout_ms=_int(config.get("connect_timeout_ms")), sni=sni_name(name, ns, dc, td),
-        spiffe_id=spiffe.service_uri(td, ns, dc, name), config=config,
+        spiffe_id=spiffe.service_uri(td, ns, dc, name), config=config, endpoints=endpoints, error=error,
     )
-    if u.destination_type not in ("", "service"):
-        return replace(base, error=f"upstream {name}: prepared-query upstreams are not supported yet")
-    if dc != datacenter:
-        return replace(base, error=f"upstream {name} is in datacenter {dc!r}: only this datacenter "
-                                   f"({datacenter!r}) is served until multi-datacenter support exists")
+
+
+def _endpoints(view: View, ns: str, name: str) -> tuple[tuple[Endpoint, ...], frozenset]:
+    """Rule 5: the mesh endpoints of ``ns/name`` and the keys read; shared by every proxy
+    with that upstream until the view changes (View.shared)."""
     found = query.service_instances(view, ns, name, connect=True)
-    r.watch.update(found.watch)
-    endpoints = tuple(
+    return tuple(
         Endpoint(address=i.service.address or i.node.address, port=i.service.port, node=i.node.name,
                  service_id=i.service.id, health=query.aggregate_status(i.checks).value,
                  weight=i.service.weights.passing)
         for i in found.value
-    )
-    return replace(base, endpoints=endpoints)
+    ), frozenset(found.watch)
 
 
 def _central(r: _Reader, proxy: Service, name: str) -> dict[str, Any]:
@@ -176,10 +191,16 @@ def _upstream_keys(u: UpstreamConfig) -> dict[str, Any]:
     return out
 
 
+_HASHED = tuple(f.name for f in fields(ConnectProxySnapshot) if f.name not in ("version", "index"))
+
+
 def version_of(snapshot: ConnectProxySnapshot) -> str:
-    """Rule 3 of model.py: a content hash (version and index left out)."""
-    raw = doc.encode(replace(snapshot, version="", index=0))
-    return hashlib.sha256(raw).hexdigest()[:16]
+    """Rule 3 of model.py, rule 6 here: a content hash (version and index left out)."""
+    return _version({name: getattr(snapshot, name) for name in _HASHED})
+
+
+def _version(given: dict[str, Any]) -> str:
+    return hashlib.sha256(repr([given[name] for name in _HASHED]).encode()).hexdigest()[:16]
 
 
 def to_json(snapshot: ConnectProxySnapshot) -> Any:

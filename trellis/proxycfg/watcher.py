@@ -77,11 +77,11 @@ class ProxyWatcher:
         self.snapshots: dict[str, ConnectProxySnapshot] = {}
         self.status: dict[str, ProxyStatus] = {}
         self.ephemeral: dict[str, Service] = {}
-        self._changed: dict[str, asyncio.Future] = {}
+        self._readers: dict[str, set[asyncio.Future]] = {}  # proxy ID -> parked get() calls
         self._tasks: dict[str, asyncio.Task] = {}
         self._index = 0
         self._roster_changed = asyncio.Event()
-        self._wakeups: dict[str, asyncio.Event] = {}
+        self._parked: dict[str, asyncio.Future] = {}  # proxy ID -> what its follower waits on
         self._refs: dict[str, ServiceRef] = {}  # proxy ID -> its catalog ref (proxy() is on every hot path)
         self.closing = False
         self.rebuilds = 0
@@ -120,15 +120,17 @@ class ProxyWatcher:
             remaining = deadline - asyncio.get_running_loop().time()
             if snap is not None and remaining <= 0:
                 return self._sent(snap)
-            fut = self._changed.get(proxy_id)
-            if fut is None or fut.done():
-                fut = self._changed[proxy_id] = asyncio.get_running_loop().create_future()
+            fut = asyncio.get_running_loop().create_future()
+            readers = self._readers.setdefault(proxy_id, set())
+            readers.add(fut)
             try:
                 async with asyncio.timeout(max(remaining, 0.05) if snap is not None else max(remaining, 5.0)):
-                    await asyncio.shield(fut)
+                    await fut
             except TimeoutError:
                 if snap is None:
                     raise TrellisError(f"no snapshot for {proxy_id} yet (its leaf may not be issued yet)") from None
+            finally:
+                readers.discard(fut)
 
     def _sent(self, snap: ConnectProxySnapshot) -> ConnectProxySnapshot:
         st = self.status.setdefault(snap.proxy_id, ProxyStatus(snap.proxy_id))
@@ -193,7 +195,9 @@ class ProxyWatcher:
             self._roster_changed.set()
 
     def _poke(self, proxy_id: str) -> None:
-        self._wakeups.setdefault(proxy_id, asyncio.Event()).set()
+        fut = self._parked.get(proxy_id)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
     # -- the background work ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -231,13 +235,13 @@ class ProxyWatcher:
     def release(self) -> None:
         """The agent is stopping: answer every parked snapshot reader now."""
         self.closing = True
-        for proxy_id in list(self._changed):
+        for proxy_id in list(self._readers):
             self._wake(proxy_id)
 
     def _wake(self, proxy_id: str) -> None:
-        fut = self._changed.get(proxy_id)
-        if fut is not None and not fut.done():
-            fut.set_result(None)
+        for fut in self._readers.pop(proxy_id, ()):
+            if not fut.done():
+                fut.set_result(None)
 
     async def _follow(self, proxy_id: str) -> None:
         leaf: LeafCert | None = None
@@ -274,19 +278,20 @@ class ProxyWatcher:
 
     async def _wait(self, proxy_id: str, watch: frozenset, index: int, ns: str, service: str,
                     leaf: LeafCert) -> None:
-        poke = self._wakeups.setdefault(proxy_id, asyncio.Event())
-        poke.clear()
-        waits = [
-            asyncio.ensure_future(self.view.wait_change(watch, index, 3600)),
-            asyncio.ensure_future(self.leaves.get(ns, service, index=leaf.index, wait=3600)),
-            asyncio.ensure_future(poke.wait()),
-        ]
+        """Until a watch key moves, the leaf changes, or the proxy is poked (a stop asked):
+        one future that all three resolve, so a thousand parked followers cost no tasks."""
+        fut = asyncio.get_running_loop().create_future()
+        keys = list(watch)
+        if self.view.notify(keys, index, fut) or self.leaves.notify(ns, service, leaf.index, fut):
+            self.view.forget(keys, fut)
+            return
+        self._parked[proxy_id] = fut
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            await fut
         finally:
-            for w in waits:
-                w.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
+            self._parked.pop(proxy_id, None)
+            self.view.forget(keys, fut)
+            self.leaves.forget(ns, service, fut)
 
 
 def _leaf_snapshot(leaf: LeafCert) -> LeafSnapshot:

@@ -15,6 +15,8 @@ Rules:
    compare indexes.
 4. Apply runs on the event loop between awaits, so a query that does not await
    sees one consistent revision.
+5. ``shared`` remembers a read until the next applied change, so many callers reading
+   the same thing between two changes compute it once (and share the objects).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -65,6 +67,7 @@ class View:
         self._create_rev: dict[str, int] = {}
         self.ready = asyncio.Event()
         self.wakeups = 0  # waiters woken by writes (blocking queries, DNS, proxies): for benchmarks
+        self._shared: dict[Hashable, Any] = {}  # shared(): reads made at the current revision
 
     def __getitem__(self, name: str) -> Table:
         return self.tables[name]
@@ -84,17 +87,30 @@ class View:
         ws = frozenset(watch)
         return Result(value, ws, self.index_of(ws, floor))
 
+    def shared(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, done once until the view next changes. For a read that many
+        callers make between two changes (every proxy snapshot reads its upstreams'
+        instances): they share one result, objects included. ``compute`` must read the
+        view only, and callers must not modify what it returns."""
+        try:
+            return self._shared[key]
+        except KeyError:
+            value = self._shared[key] = compute()
+            return value
+
     # -- applying -----------------------------------------------------------
     def load(self, items: Sequence[KeyValue], revision: int) -> None:
         for t in self.tables.values():
             t.clear()
         self._create_rev.clear()
+        self._shared.clear()
         for kv in items:
             self._apply_event(Event("put", kv.key, kv.value, kv.mod_revision), kv.create_revision)  # type: ignore[arg-type]
         self.revision = revision
         self.ready.set()
 
     def apply(self, batch: WatchBatch) -> None:
+        self._shared.clear()
         touched: set[WatchKey] = set()
         for ev in batch.events:
             if ev.kind == "put":
@@ -148,11 +164,9 @@ class View:
         Returns True when woken by a change (possibly spurious for the query).
         """
         keys = list(watch)
-        if any(self._key_rev.get(k, 0) > index for k in keys):
-            return True
         fut = asyncio.get_running_loop().create_future()
-        for k in keys:
-            self._waiters[k].add(fut)
+        if self.notify(keys, index, fut):
+            return True
         try:
             async with asyncio.timeout(timeout):
                 await fut
@@ -160,12 +174,25 @@ class View:
         except TimeoutError:
             return False
         finally:
-            for k in keys:
-                ws = self._waiters.get(k)
-                if ws is not None:
-                    ws.discard(fut)
-                    if not ws:
-                        del self._waiters[k]
+            self.forget(keys, fut)
+
+    def notify(self, keys: Sequence[WatchKey], index: int, fut: asyncio.Future) -> bool:
+        """``wait_change`` without a task: resolve ``fut`` when a key in ``keys`` moves past
+        ``index``. Returns True, registering nothing, when one already has. The caller
+        ``forget``s the future when done with it, resolved or not."""
+        if any(self._key_rev.get(k, 0) > index for k in keys):
+            return True
+        for k in keys:
+            self._waiters[k].add(fut)
+        return False
+
+    def forget(self, keys: Iterable[WatchKey], fut: asyncio.Future) -> None:
+        for k in keys:
+            ws = self._waiters.get(k)
+            if ws is not None:
+                ws.discard(fut)
+                if not ws:
+                    del self._waiters[k]
 
     def waiter_count(self) -> int:
         return sum(len(v) for v in self._waiters.values())

@@ -147,10 +147,14 @@ def version_of(message: Message) -> str:
     return hashlib.sha256(message.SerializeToString(deterministic=True)).hexdigest()
 
 
+def versioned(message: Message) -> Versioned:
+    return Versioned(version_of(message), message)
+
+
 def version_resources(resources: Mapping[str, Mapping[str, Message]]) -> dict[str, dict[str, Versioned]]:
     """``{type URL: {name: message}}`` (what the translation returns) with a version each. Pure."""
     return {
-        type_url: {name: Versioned(version_of(msg), msg) for name, msg in sorted(by_name.items())}
+        type_url: {name: versioned(msg) for name, msg in sorted(by_name.items())}
         for type_url, by_name in resources.items()
     }
 
@@ -223,11 +227,12 @@ def _subscribe(ts: TypeState, request: discovery_pb2.DeltaDiscoveryRequest) -> T
 
 def diff(ts: TypeState, wanted: Mapping[str, Versioned]) -> tuple[list[str], list[str]]:
     """Names to send and names to remove for one type (rules 1 and 5), sorted. Pure."""
-    upserts = [
-        name for name, res in sorted(wanted.items())
-        if ts.wants(name) and ts.acked.get(name) != res.version and ts.rejected.get(name) != res.version
-    ]
-    removals = [name for name in sorted(ts.acked) if name not in wanted and ts.rejected.get(name) != ABSENT]
+    acked, rejected = ts.acked, ts.rejected
+    upserts = sorted(
+        name for name, res in wanted.items()
+        if acked.get(name) != res.version and ts.wants(name) and rejected.get(name) != res.version
+    )
+    removals = sorted(name for name in acked if name not in wanted and rejected.get(name) != ABSENT)
     return upserts, removals
 
 
@@ -240,21 +245,25 @@ def next_response(
     debugging only. The returned state records the response as pending. Pure.
     """
     unsettled = False
+    diffs: dict[str, tuple[list[str], list[str]]] = {}
     for type_url, part in STAGES:
         ts = state.of(type_url)
-        upserts, removals = diff(ts, desired.get(type_url, {}))
-        if part is Part.UPSERTS:
-            removals = []
-        elif part is Part.REMOVALS:
-            upserts = []
-        blocked = (
-            ts.pending is not None
-            or (part is Part.REMOVALS and unsettled)
-            or any(state.of(t).pending is not None for t in HELD_BEHIND.get(type_url, ()))
-        )
-        if (upserts or removals) and not blocked:
-            return _respond(state, type_url, desired, upserts, removals, system_version)
-        unsettled = unsettled or ts.pending is not None or bool(upserts or removals)
+        found = diffs.get(type_url)
+        if found is None:
+            found = diffs[type_url] = diff(ts, desired.get(type_url, {}))
+        upserts = found[0] if part is not Part.REMOVALS else []
+        removals = found[1] if part is not Part.UPSERTS else []
+        if upserts or removals:
+            blocked = (
+                ts.pending is not None
+                or (part is Part.REMOVALS and unsettled)
+                or any(state.of(t).pending is not None for t in HELD_BEHIND.get(type_url, ()))
+            )
+            if not blocked:
+                return _respond(state, type_url, desired, upserts, removals, system_version)
+            unsettled = True
+        elif ts.pending is not None:
+            unsettled = True
     return state, None
 
 

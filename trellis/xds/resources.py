@@ -21,11 +21,21 @@ Rules:
    has one; every cluster a listener (or a route) sends traffic to exists; every RDS name
    exists; every SDS secret a listener or a cluster names exists. It runs in tests and
    before a snapshot is published.
+4. A stream translates with memory (``translate``): it keeps the last snapshot and its
+   versioned resources. When the next snapshot has the same shape (``same_shape``: equal
+   but for the upstreams' endpoints), only endpoints moved, and only the upstreams'
+   load assignments are looked at again; everything else, versions included, is reused.
+   Those assignments are shared across proxies (translate/endpoints.py rule 6), their
+   versions too. The result always equals ``delta.version_resources(build_resources(s))``
+   (a test holds it to that); a catalog change that a thousand proxies see costs each
+   one a comparison and a few lookups instead of a whole translation.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, fields
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.listener.v3 import listener_pb2
@@ -35,8 +45,8 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from google.protobuf import any_pb2, message
 
-from trellis.proxycfg.model import ConnectProxySnapshot
-from trellis.xds import types
+from trellis.proxycfg.model import ConnectProxySnapshot, Endpoint, UpstreamSnapshot
+from trellis.xds import delta, types
 from trellis.xds.translate import clusters, endpoints, knobs, listeners, rbac, routes, secrets
 
 Resources = dict[str, dict[str, message.Message]]
@@ -61,6 +71,55 @@ def build_resources(snapshot: ConnectProxySnapshot) -> Resources:
         types.ROUTE: routes.build_routes(snapshot, public=ready and has_app and p.bind_port > 0),
     }
     return {type_url: _by_name(found[type_url]) for type_url in types.ORDER}
+
+
+@dataclass(frozen=True, slots=True)
+class Translated:
+    """Rule 4: one stream's last translation."""
+
+    snapshot: ConnectProxySnapshot
+    desired: delta.Desired  # {type URL: {name: Versioned}}, names sorted
+
+
+def translate(snapshot: ConnectProxySnapshot, previous: Translated | None = None) -> Translated:
+    """Rule 4: ``snapshot``'s versioned resources, reusing ``previous`` where it can. Pure."""
+    if previous is not None and same_shape(previous.snapshot, snapshot):
+        desired = dict(previous.desired)
+        kept = {name: v for name, v in previous.desired[types.ENDPOINT].items() if name == types.LOCAL_APP}
+        desired[types.ENDPOINT] = dict(sorted({**kept, **_upstream_assignments(snapshot)}.items()))
+        return Translated(snapshot, desired)
+    shared = _upstream_assignments(snapshot)
+    return Translated(snapshot, {
+        type_url: {name: (shared.get(name) if type_url == types.ENDPOINT else None) or delta.versioned(msg)
+                   for name, msg in by_name.items()}
+        for type_url, by_name in build_resources(snapshot).items()
+    })
+
+
+_SNAPSHOT_FIELDS = tuple(f.name for f in fields(ConnectProxySnapshot) if f.name not in ("upstreams", "version", "index"))
+_UPSTREAM_FIELDS = tuple(f.name for f in fields(UpstreamSnapshot) if f.name != "endpoints")
+
+
+def same_shape(a: ConnectProxySnapshot, b: ConnectProxySnapshot) -> bool:
+    """Rule 4: equal but for the upstreams' endpoints (and the version and index)."""
+    return (len(a.upstreams) == len(b.upstreams)
+            and all(getattr(a, f) == getattr(b, f) for f in _SNAPSHOT_FIELDS)
+            and all(getattr(u, f) == getattr(v, f) for u, v in zip(a.upstreams, b.upstreams) for f in _UPSTREAM_FIELDS))
+
+
+def _upstream_assignments(snapshot: ConnectProxySnapshot) -> dict[str, delta.Versioned]:
+    ready = snapshot.leaf is not None and bool(snapshot.roots)
+    served = knobs.select_upstreams(snapshot)[0] if ready else ()
+    out: dict[str, delta.Versioned] = {}
+    for up in served:
+        if up.sni not in out:
+            out[up.sni] = _versioned_assignment(up.sni, up.endpoints)
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _versioned_assignment(cluster: str, given: tuple[Endpoint, ...]) -> delta.Versioned:
+    return delta.versioned(endpoints.assignment(cluster, given))
 
 
 def refused_upstreams(snapshot: ConnectProxySnapshot) -> tuple[knobs.Refusal, ...]:

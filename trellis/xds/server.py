@@ -3,12 +3,14 @@
     Envoy ══ DeltaAggregatedResources ══▶ XdsServer.serve(stream)
       first request: node.id = proxy ID ──▶ _Session
         _read:   stream.recv ─▶ delta.receive ─▶ log NACKs ─▶ report ─▶ wake _push
-        _follow: source.get(proxy, index=N, wait) ─▶ build ─▶ version_resources ─▶ wake _push
+        _follow: source.get(proxy, index=N, wait) ─▶ translate (with the last result) ─▶ wake _push
         _push:   delta.next_response until None ─▶ stream.send ─▶ wait for a wake or an ACK deadline
 
 Rules:
-1. The servicer knows two things: the snapshot source (``get``/``report``, the ProxyWatcher)
-   and a stream with ``recv``/``send`` (STYLE §2). The gRPC method only adapts grpc.aio's
+1. The servicer knows three things: the snapshot source (``get``/``report``, the ProxyWatcher),
+   the translation (``translate(snapshot, previous)``: the versioned resources, given the
+   stream's previous translation to reuse; resources.py rule 4), and a stream with
+   ``recv``/``send`` (STYLE §2). The gRPC method only adapts grpc.aio's
    context to that stream and maps errors to a status, by type.
 2. Snapshots are latest-value-wins: ``_follow`` overwrites the session's desired resources;
    ``_push`` sends the difference to what Envoy has, whenever it wakes.
@@ -34,7 +36,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
@@ -61,6 +63,22 @@ OPTIONS = (
 )
 
 Build = Callable[[Any], Mapping[str, Mapping[str, Message]]]
+
+
+class Translation(Protocol):
+    desired: delta.Desired  # {type URL: {name: Versioned}}
+
+
+Translate = Callable[[Any, Any], Translation]  # (snapshot, previous Translation or None) -> Translation
+
+
+class _Whole(NamedTuple):
+    desired: delta.Desired
+
+
+def whole(build: Build) -> Translate:
+    """A translation without memory: every snapshot built and versioned whole."""
+    return lambda snapshot, previous: _Whole(delta.version_resources(build(snapshot)))
 
 _STATUS: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (NotFound, grpc.StatusCode.NOT_FOUND),
@@ -95,16 +113,16 @@ class StreamTimeout(TimeoutError):
 class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     """Serves proxy snapshots from ``source`` to Envoy over delta ADS.
 
-    ``build(snapshot)`` is the translation (pure): ``{type URL: {name: message}}``.
+    ``translate(snapshot, previous)`` is the translation (pure, rule 1).
     Loop-safe: every stream runs on the loop grpc.aio serves it on; streams share nothing
     but ``source``. Timeouts are in seconds (rule 3).
     """
 
-    def __init__(self, source: SnapshotSource, build: Build, *, log: logging.Logger | None = None,
+    def __init__(self, source: SnapshotSource, translate: Translate, *, log: logging.Logger | None = None,
                  first_request_timeout: float = FIRST_REQUEST_TIMEOUT, send_timeout: float = SEND_TIMEOUT,
                  ack_timeout: float = ACK_TIMEOUT, poll_wait: float = POLL_WAIT) -> None:
         self.source = source
-        self.build = build
+        self.translate = translate
         self.log = log or logging.getLogger("trellis.xds")
         self.first_request_timeout = first_request_timeout
         self.send_timeout = send_timeout
@@ -191,6 +209,7 @@ class _Session:
         self.agent = _agent(first)
         self.state = StreamState()
         self.desired: delta.Desired = {}
+        self.translation: Translation | None = None  # the last good one, reused by the next
         self.snapshot_version = ""  # of the desired resources
         self.applied_version = ""  # rule 5
         self.build_error = ""
@@ -269,14 +288,14 @@ class _Session:
 
     def on_snapshot(self, snap: Any) -> None:
         try:
-            resources = self.server.build(snap)
-            desired = delta.version_resources(resources)
+            translation = self.server.translate(snap, self.translation)
         except Exception as exc:  # rule 4: keep the last good resources
             self.log.exception("xds: translating snapshot %s of %s failed; Envoy keeps its last configuration",
                                snap.version, self.proxy_id)
             self.build_error = f"snapshot {snap.version}: {exc}"
         else:
-            self.desired, self.snapshot_version, self.build_error = desired, snap.version, ""
+            self.translation, self.desired = translation, translation.desired
+            self.snapshot_version, self.build_error = snap.version, ""
         self._report()
         self.wake.set()
 
@@ -291,9 +310,10 @@ class _Session:
                 if response is None:
                     break
                 self.sent_at[response.nonce] = time.monotonic()
-                self.log.debug("xds: %s <- %s nonce %s: %d resource(s) %s, %d removal(s)", self.proxy_id,
-                               delta.SHORT[response.type_url], response.nonce, len(response.resources),
-                               ", ".join(r.name for r in response.resources), len(response.removed_resources))
+                if self.log.isEnabledFor(logging.DEBUG):
+                    self.log.debug("xds: %s <- %s nonce %s: %d resource(s) %s, %d removal(s)", self.proxy_id,
+                                   delta.SHORT[response.type_url], response.nonce, len(response.resources),
+                                   ", ".join(r.name for r in response.resources), len(response.removed_resources))
                 try:
                     async with asyncio.timeout(self.server.send_timeout):
                         await self.stream.send(response)
@@ -357,7 +377,7 @@ class _GrpcStream:
         await self.context.write(response)
 
 
-async def start_xds_server(source: SnapshotSource, build: Build, host: str | Sequence[str], port: int, *,
+async def start_xds_server(source: SnapshotSource, translate: Translate, host: str | Sequence[str], port: int, *,
                            log: logging.Logger | None = None) -> grpc.aio.Server:
     """Start a gRPC server with the ADS servicer on ``host`` (one address, or several such
     as ``("127.0.0.1", "::1")``) and ``port``; return it started. The caller stops it with
@@ -365,7 +385,7 @@ async def start_xds_server(source: SnapshotSource, build: Build, host: str | Seq
     warning; nothing bound at all raises OSError."""
     logger = log or logging.getLogger("trellis.xds")
     server = grpc.aio.server(options=OPTIONS)
-    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(XdsServer(source, build, log=logger), server)
+    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(XdsServer(source, translate, log=logger), server)
     hosts = [host] if isinstance(host, str) else list(host)
     bound = 0
     for h in hosts:

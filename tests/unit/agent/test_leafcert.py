@@ -156,3 +156,19 @@ async def test_a_cancelled_blocking_reader_leaves_others_waiting():
         clock.now = T0 + 91
         leaves._wake.set()
         assert (await asyncio.wait_for(b, 5)).index > first.index
+
+
+async def test_notify_resolves_a_future_on_the_next_leaf_and_forget_drops_it():
+    async with mesh() as (_, ca, _, leaves):
+        loop = asyncio.get_running_loop()
+        assert leaves.notify("default", "web", 0, loop.create_future())  # no leaf yet: nothing to wait on
+        first = await leaves.get("default", "web")
+        assert leaves.notify("default", "web", first.index - 1, loop.create_future())  # already past
+        kept, dropped = loop.create_future(), loop.create_future()
+        assert not leaves.notify("default", "web", first.index, kept)
+        assert not leaves.notify("default", "web", first.index, dropped)
+        leaves.forget("default", "web", dropped)
+        await ca.rotate()  # re-times the leaf: a new one is issued
+        await asyncio.wait_for(kept, 5)
+        assert (await leaves.get("default", "web")).index > first.index
+        assert not dropped.done()

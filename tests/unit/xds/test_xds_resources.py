@@ -14,8 +14,8 @@ from google.protobuf import json_format
 from xds_scenarios import ALLOW_DEFAULT, snapshot, upstream
 
 from trellis.proxycfg.model import Endpoint, PublicListener
-from trellis.xds import types
-from trellis.xds.resources import build_resources, consistency_problems, refused_upstreams
+from trellis.xds import delta, types
+from trellis.xds.resources import build_resources, consistency_problems, refused_upstreams, translate
 from trellis.xds.translate import knobs
 
 API_SNI = upstream("api", 1).sni
@@ -257,3 +257,58 @@ def test_consistency_problems_name_what_dangles(edit, problem: str) -> None:
 ])
 def test_count_reads_whole_numbers(value, expected) -> None:
     assert knobs.count(value) == expected
+
+
+# -- rule 4: translating with the stream's previous translation --------------------------------
+def _with_endpoints(snap, *endpoints: Endpoint):
+    return dataclasses.replace(snap, upstreams=tuple(dataclasses.replace(u, endpoints=endpoints)
+                                                     for u in snap.upstreams))
+
+
+_MOVED = Endpoint("10.0.0.9", 21000, "n9", "api-9-sidecar-proxy", "passing")
+_UPSTREAM = upstream("api", 9191, endpoints=(Endpoint("10.0.0.1", 21000, "n1", "api-1-sidecar-proxy", "passing"),))
+CHANGES = {
+    # name: (before, after); the translation of `after` given `before`'s must equal a whole one
+    "an endpoint added": (snapshot(upstreams=(_UPSTREAM,)),
+                          _with_endpoints(snapshot(upstreams=(_UPSTREAM,)), *_UPSTREAM.endpoints, _MOVED)),
+    "every endpoint gone": (snapshot(upstreams=(_UPSTREAM,)), _with_endpoints(snapshot(upstreams=(_UPSTREAM,)))),
+    "an endpoint turned critical": (
+        snapshot(upstreams=(_UPSTREAM,)),
+        _with_endpoints(snapshot(upstreams=(_UPSTREAM,)), dataclasses.replace(_UPSTREAM.endpoints[0], health="critical"))),
+    "nothing changed": (snapshot(upstreams=(_UPSTREAM,)), snapshot(upstreams=(_UPSTREAM,))),
+    "an intention (live RBAC table)": (snapshot(upstreams=(_UPSTREAM,)),
+                                       snapshot(upstreams=(_UPSTREAM,), default=ALLOW_DEFAULT)),
+    "the protocol": (snapshot(upstreams=(_UPSTREAM,)), snapshot(protocol="http", upstreams=(_UPSTREAM,))),
+    "an upstream added": (snapshot(upstreams=(_UPSTREAM,)),
+                          snapshot(upstreams=(_UPSTREAM, upstream("db", 9292, endpoints=(_MOVED,))))),
+    "an upstream's config": (snapshot(upstreams=(_UPSTREAM,)), snapshot(upstreams=(
+        dataclasses.replace(_UPSTREAM, config={"limits": {"max_connections": 3}}),))),
+    "the roots": (snapshot(upstreams=(_UPSTREAM,)), snapshot(upstreams=(_UPSTREAM,), root_count=2)),
+    "the leaf gone": (snapshot(upstreams=(_UPSTREAM,)), snapshot(upstreams=(_UPSTREAM,), leaf=None)),
+    "endpoints while there is no leaf": (snapshot(upstreams=(_UPSTREAM,), leaf=None),
+                                         _with_endpoints(snapshot(upstreams=(_UPSTREAM,), leaf=None), _MOVED)),
+    "stop asked": (snapshot(upstreams=(_UPSTREAM,)), snapshot(upstreams=(_UPSTREAM,), stop=True)),
+}
+
+
+@pytest.mark.parametrize(("before", "after"), list(CHANGES.values()), ids=list(CHANGES))
+def test_translating_with_the_previous_result_equals_a_whole_translation(before, after) -> None:
+    whole = delta.version_resources(build_resources(after))
+    assert translate(after, translate(before)).desired == whole
+    assert translate(after).desired == whole
+
+
+def test_an_endpoint_change_reuses_everything_but_the_assignments() -> None:
+    before = translate(snapshot(upstreams=(_UPSTREAM,)))
+    after = translate(_with_endpoints(snapshot(upstreams=(_UPSTREAM,)), _MOVED), before)
+    for type_url in (types.SECRET, types.CLUSTER, types.LISTENER, types.ROUTE):
+        assert after.desired[type_url] is before.desired[type_url]
+    assert after.desired[types.ENDPOINT][types.LOCAL_APP] is before.desired[types.ENDPOINT][types.LOCAL_APP]
+    assert after.desired[types.ENDPOINT][_UPSTREAM.sni] != before.desired[types.ENDPOINT][_UPSTREAM.sni]
+
+
+def test_proxies_with_the_same_upstream_share_its_assignment() -> None:
+    """Rule 4 / endpoints.py rule 6: one message and one version for every proxy."""
+    web = translate(snapshot(service="web", upstreams=(_UPSTREAM,)))
+    db = translate(snapshot(service="db", upstreams=(_UPSTREAM,)))
+    assert web.desired[types.ENDPOINT][_UPSTREAM.sni] is db.desired[types.ENDPOINT][_UPSTREAM.sni]

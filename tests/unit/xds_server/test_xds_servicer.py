@@ -21,7 +21,7 @@ from xds_fakes import (
 
 from trellis.errors import InvalidInput, NotFound
 from trellis.xds import delta
-from trellis.xds.server import StreamTimeout, XdsServer
+from trellis.xds.server import StreamTimeout, XdsServer, whole
 from trellis.xds.types import CLUSTER, ENDPOINT, LISTENER, SECRET
 
 PROXY = "web-sidecar-proxy"
@@ -29,7 +29,7 @@ LOG = logging.getLogger("test.xds")
 
 
 def make_server(source: FakeSource, build=build_from_snapshot, **kw: Any) -> XdsServer:
-    return XdsServer(source, build, log=LOG, **kw)
+    return XdsServer(source, whole(build), log=LOG, **kw)
 
 
 class Session:

@@ -23,6 +23,7 @@ Rules (reference/envoy-xds.md §2.4-2.6, §2.12; DESIGN):
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -78,6 +79,7 @@ def is_http2(protocol: str) -> bool:
     return protocol in HTTP2_LIKE
 
 
+@functools.lru_cache(maxsize=65536)  # on every endpoint of every translation
 def is_ip(address: str) -> bool:
     try:
         ipaddress.ip_address(address)

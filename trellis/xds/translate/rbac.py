@@ -65,6 +65,7 @@ compiles it on every read (~35 us each, measured), hence the map lookups; ``spli
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -178,10 +179,16 @@ def _key(part: str) -> str:
 
 
 def build_live_network_filter(snapshot: ConnectProxySnapshot) -> network_rbac_pb2.RBAC:
-    """Rule 8: the same config whatever the intentions (only the trust domain is in it)."""
+    """Rule 8: the same config whatever the intentions (only the trust domain is in it).
+    Built once per trust domain and shared: callers must not modify it."""
+    return _live_network_filter(snapshot.trust_domain)
+
+
+@functools.lru_cache(maxsize=16)
+def _live_network_filter(td: str) -> network_rbac_pb2.RBAC:
     policy = rbac_pb2.Policy(
         permissions=[rbac_pb2.Permission(any=True)], principals=[rbac_pb2.Principal(any=True)],
-        condition=live_condition(snapshot.trust_domain),
+        condition=live_condition(td),
         cel_config=cel_pb2.CelExpressionConfig(enable_string_functions=True),
     )
     return network_rbac_pb2.RBAC(
