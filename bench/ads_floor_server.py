@@ -10,7 +10,7 @@ sync exactly as with the agent. On SIGUSR1 every open stream gets one EDS respon
 same assignment with one more endpoint each time), queued to the stream's own writer task,
 as the agent's xDS sessions push. What this costs is the floor the agent's figure is
 compared with: gRPC's send and receive of one response and its ACK per stream, on the same
-loop (uvloop, as the agent) and the same machine. SIGTERM stops it.
+loop (uvloop, as the agent), the same GC thresholds and the same machine. SIGTERM stops it.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import any_pb2
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+from trellis.cli.agent import tune_gc  # noqa: E402
 from trellis.xds.types import CLUSTER, ENDPOINT, LISTENER, LOCAL_APP, SECRET  # noqa: E402
 
 API = "api.default.dc1.internal.bench.consul"
@@ -111,4 +112,5 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
+    tune_gc()  # as the agent does
     uvloop.run(main(int(sys.argv[1])))
