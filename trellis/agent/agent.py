@@ -392,7 +392,7 @@ class Agent:
         for i, raw in enumerate(self.cfg.config_entries_bootstrap):
             try:
                 entry = decode_entry(raw)
-                await self.writer.apply(lambda v, e=entry: plan_put(v, e))
+                await self.writer.apply(lambda v, e=entry: plan_put(v, e, datacenter=self.datacenter))
             except InvalidInput as exc:
                 raise InvalidInput("config_entries.bootstrap", message=f"config_entries.bootstrap[{i}]: {exc}") from None
 

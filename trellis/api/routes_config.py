@@ -3,6 +3,12 @@
 Reads park on the entry's watch key (or its kind's list); writes go through
 config/entry/write.py's plans, so an entry is validated whole, against the others
 too, before anything is written.
+
+ACLs (Consul's ``CanRead``/``CanWrite``): intentions by destination; proxy-defaults
+and mesh need ``mesh:write`` to write; gateways are read with ``service:read`` on
+their name and written with ``mesh:write``; a router, splitter or resolver is written
+with ``service:write`` on its name plus ``service:read`` on every service it leads to;
+the rest by service name.
 """
 
 from __future__ import annotations
@@ -18,7 +24,10 @@ from trellis.api.reads import check_dc
 from trellis.config.entry.decode import check_kind, decode_entry
 from trellis.config.entry.keys import EntryRef
 from trellis.api.filtering import compile_filter, select
+from trellis.config.entry.graph import related
+from trellis.config.entry.kinds import CHAIN_KINDS
 from trellis.config.entry.model import MESH_NAME, Mesh, ProxyDefaults, ServiceDefaults, ServiceIntentions
+from trellis.config.entry.model_gateway import IngressGateway, TerminatingGateway
 from trellis.config.entry.write import CasFailed, plan_delete, plan_put, ref_of
 from trellis.errors import InvalidInput, NotFound, PermissionDenied
 from trellis.filter.schemas import SERVICE_DEFAULTS
@@ -34,14 +43,24 @@ def add_routes(r: web.UrlDispatcher) -> None:
 
 
 def _authorize(authz: Authorizer, kind: str, name: str, access: Access) -> None:
-    """Consul's rules: service kinds by service, intentions by destination, the rest mesh-wide."""
+    """Consul's rules (module docstring), for everything but a chain entry's targets."""
     if kind == ServiceIntentions.KIND:
         authz.require("intentions", name, access)
     elif kind in (ProxyDefaults.KIND, Mesh.KIND):
         if access is Access.WRITE:
             authz.require("mesh", "", access)
+    elif kind in (IngressGateway.KIND, TerminatingGateway.KIND) and access is Access.WRITE:
+        authz.require("mesh", "", access)
     else:
         authz.require("service", name, access)
+
+
+def _authorize_targets(authz: Authorizer, entry: object) -> None:
+    """A chain entry's writer must be able to read the services it sends traffic to."""
+    if getattr(entry, "KIND", "") in CHAIN_KINDS:
+        for _, svc in sorted(related(entry)):
+            if svc != entry.name:  # type: ignore[attr-defined]
+                authz.require("service", svc, Access.READ)
 
 
 def _cas(request: web.Request) -> int | None:
@@ -76,9 +95,11 @@ async def put_entry(request: web.Request) -> web.Response:
     entry = decode_entry(body, namespace=params.namespace(request.query, request.headers))
     ref = ref_of(entry)
     _authorize(request[AUTHZ], ref.kind, ref.name, Access.WRITE)
+    _authorize_targets(request[AUTHZ], entry)
     cas = _cas(request)
+    dc = request.app[CTX].datacenter
     try:
-        await request.app[CTX].writer.apply(lambda v: plan_put(v, entry, cas=cas))
+        await request.app[CTX].writer.apply(lambda v: plan_put(v, entry, cas=cas, datacenter=dc))
     except CasFailed:
         return json_response(request, False)
     return json_response(request, True)
@@ -136,8 +157,9 @@ async def delete_entry(request: web.Request) -> web.Response:
     ref = _ref(request)
     _authorize(request[AUTHZ], ref.kind, ref.name, Access.WRITE)
     cas = _cas(request)
+    dc = request.app[CTX].datacenter
     try:
-        await request.app[CTX].writer.apply(lambda v: plan_delete(v, ref, cas=cas))
+        await request.app[CTX].writer.apply(lambda v: plan_delete(v, ref, cas=cas, datacenter=dc))
     except CasFailed:
         return json_response(request, False)
     return json_response(request, True if cas is not None else {})

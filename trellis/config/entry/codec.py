@@ -2,7 +2,7 @@
 
 Each entry type is a frozen dataclass whose fields carry their Consul name in
 ``key(...)`` metadata; one generic decoder and one encoder walk them, so a new kind
-(the gateway kinds come later) is a dataclass, not new parsing code.
+is a dataclass, not new parsing code.
 
 Rules (Consul's config-entry decoder, ``lib/decode`` + mapstructure):
 1. A key matches a field by its Consul name, case-insensitively, or by its
@@ -15,6 +15,9 @@ Rules (Consul's config-entry decoder, ``lib/decode`` + mapstructure):
    seconds. Output: nanoseconds, unless the field says ``duration="text"``.
 6. Output keys are Consul's, in field order. ``omitempty`` drops zero values; a
    nested struct without ``Optional`` is always printed (Go never omits a struct).
+7. Output values print as Go's ``encoding/json`` does: an empty list that is not
+   ``omitempty`` is ``null`` (a nil slice: ``"Hosts": null``), map keys are sorted,
+   and a whole float prints without a fraction (``"Weight": 90``).
 """
 
 from __future__ import annotations
@@ -190,6 +193,11 @@ def _scalar(tp: Any, value: Any, path: str) -> Any:
             raise _wrong(path, value, "a whole number")
         return int(value)
     if tp is float:
+        if isinstance(value, str):  # weak typing, as mapstructure
+            try:
+                value = float(value)
+            except ValueError:
+                raise _wrong(path, value, "a number") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise _wrong(path, value, "a number")
         return float(value)
@@ -243,10 +251,14 @@ def _out(tp: Any, v: Any, spec: KeySpec) -> Any:
     if tp is Duration:
         return format_duration(v) if spec.duration == "text" else seconds_to_ns(v)
     if isinstance(v, tuple):
+        if not v and not spec.omitempty:
+            return None  # rule 7: Go's nil slice
         item = typing.get_args(tp)[0] if typing.get_args(tp) else Any
         return [_out(item, x, spec) for x in v]
     if isinstance(v, dict) and tp is not FreeMap:
         args = typing.get_args(tp)
         item = args[1] if args else Any
-        return {k: _out(item, x, spec) for k, x in v.items()}
+        return {k: _out(item, v[k], spec) for k in sorted(v)}
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
     return v

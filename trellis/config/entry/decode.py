@@ -9,7 +9,8 @@ from typing import Any
 
 from trellis.config.entry import codec
 from trellis.config.entry.codec import EntryDecodeError
-from trellis.config.entry.model import KINDS, ServiceIntentions
+from trellis.config.entry.kinds import KINDS
+from trellis.config.entry.model import ServiceIntentions
 from trellis.config.entry.normalize import normalize
 
 _IGNORED = frozenset({"kind", "createindex", "modifyindex", "hash", "create_index", "modify_index"})

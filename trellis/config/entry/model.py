@@ -1,16 +1,18 @@
-"""The config-entry kinds of this issue as typed values (service-defaults,
-proxy-defaults, service-intentions, mesh); the gateway and traffic kinds join later.
+"""Config entries as typed values: the sub-objects several kinds share, and the kinds
+service-defaults, proxy-defaults, service-intentions and mesh. The gateway kinds are
+in model_gateway.py, the discovery-chain kinds (resolver, router, splitter) in
+model_chain.py; kinds.py lists them all.
 
 Every field names its Consul JSON key (and snake_case alias) through ``key()``;
 codec.py decodes and encodes them all the same way. Values are stored with
 store/doc.py (snake_case, defaults left out), so the stored form is trellis's own.
 
 Rules:
-1. ``namespace`` is real (DESIGN: namespaces): it appears in JSON only outside
-   ``default``.
-2. Field order is Consul's output order.
-3. Each kind lists its class in ``KINDS``; ``name_of`` gives an entry's name
-   (``mesh`` has no Name field: its name is ``mesh``).
+1. ``namespace`` is real (DESIGN: namespaces): an entry's appears in JSON only
+   outside ``default``. A sub-object's ``Namespace`` (a split, a linked service...)
+   is kept as given: empty means the entry's own.
+2. Field order is Consul's output order (``agent/structs``).
+3. ``name_of`` gives an entry's name (``mesh`` has no Name field: its name is ``mesh``).
 """
 
 from __future__ import annotations
@@ -63,6 +65,15 @@ class PassiveHealthCheck:
     enforcing_consecutive_5xx: int | None = key("EnforcingConsecutive5xx", None, alias="enforcing_consecutive_5xx")
     max_ejection_percent: int | None = key("MaxEjectionPercent", None, alias="max_ejection_percent")
     base_ejection_time: Duration | None = key("BaseEjectionTime", None, alias="base_ejection_time")
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPHeaderModifiers:
+    """Headers a proxy adds, sets or removes (``RequestHeaders``/``ResponseHeaders``)."""
+
+    add: dict[str, str] = key("Add", factory=dict)
+    set: dict[str, str] = key("Set", factory=dict)
+    remove: tuple[str, ...] = key("Remove", ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +284,6 @@ class Mesh:
     meta: dict[str, str] = key("Meta", factory=dict)
 
 
-KINDS: dict[str, type] = {cls.KIND: cls for cls in (ServiceDefaults, ProxyDefaults, ServiceIntentions, Mesh)}
 MESH_NAME = "mesh"
 
 

@@ -81,7 +81,7 @@ class ConfigEntriesTable:
 
     # -- applying ---------------------------------------------------------------------------
     def apply(self, event: Event, create_revision: int) -> Iterable[tuple]:
-        from trellis.config.entry.model import KINDS
+        from trellis.config.entry.kinds import KINDS
 
         ref = keys.parse_entry_key(event.key)
         if event.kind == "put":

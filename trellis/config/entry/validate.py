@@ -1,7 +1,11 @@
 """Validation of config entries: each kind alone, then against the others (pure).
 
-    decode ─▶ normalize ─▶ validate_entry (the entry alone) ─▶ validate_graph (with
+    decode ─▶ normalize ─▶ validate_entry (the entry alone) ─▶ graph.check_graph (with
                                                                  the entries it would join)
+
+``validate_entry`` checks the kinds of this module (service-defaults, proxy-defaults,
+service-intentions, mesh) and dispatches the gateway kinds to validate_gateway.py and
+the discovery-chain kinds to validate_chain.py.
 
 Rules:
 1. Messages are Consul's where it has one; every error is an ``InvalidEntry`` (a 400,
@@ -9,7 +13,7 @@ Rules:
 2. The protocol of a service is its service-defaults ``Protocol``, else proxy-defaults
    ``Config.protocol``, else ``tcp`` (DESIGN). L7 intentions need ``http``, ``http2``
    or ``grpc`` on their destination, checked both when the intentions are written and
-   when a protocol changes under existing L7 intentions.
+   when a protocol changes under existing L7 intentions (graph.py).
 3. Regular expressions are RE2 (google-re2), so nothing accepted here is refused by
    Envoy later.
 """
@@ -18,9 +22,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any
 
+from trellis.config.entry.errors import InvalidEntry
+from trellis.config.entry.fields import HTTP_LIKE, METHODS, PROTOCOLS, TLS_VERSIONS as _TLS_VERSIONS, validate_meta
+from trellis.config.entry.fields import one_of as _one_of
+from trellis.config.entry.fields import regex as _regex
 from trellis.config.entry.model import (
     DEFAULT_NS,
     IntentionPermission,
@@ -31,25 +39,22 @@ from trellis.config.entry.model import (
     SourceIntention,
     UpstreamConfig,
 )
-from trellis.connect.intentions import l7, names
-from trellis.errors import InvalidInput
+from trellis.config.entry.model_chain import ServiceResolver, ServiceRouter, ServiceSplitter
+from trellis.config.entry.model_gateway import IngressGateway, TerminatingGateway
+from trellis.config.entry.validate_chain import validate_resolver, validate_router, validate_splitter
+from trellis.config.entry.validate_gateway import validate_ingress, validate_terminating
+from trellis.connect.intentions import names
 
-PROTOCOLS = ("tcp", "http", "http2", "grpc")
-HTTP_LIKE = frozenset({"http", "http2", "grpc"})
+__all__ = ["HTTP_LIKE", "PROTOCOLS", "InvalidEntry", "validate_entry", "validate_legacy_intentions",
+           "validate_meta"]
+
 MODES = ("", "direct", "transparent")
 MESH_GATEWAY_MODES = ("", "none", "local", "remote")
 MUTUAL_TLS_MODES = ("", "strict", "permissive")
 BALANCE = ("", "exact_balance")
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
-META_MAX_PAIRS, META_KEY_MAX, META_VALUE_MAX = 64, 128, 512
 DESCRIPTION_MAX = 512
 _NAMESPACE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})$")
 _HOST = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?$")
-
-
-class InvalidEntry(InvalidInput):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(field, None, message, message=message)
 
 
 def validate_entry(entry: Any) -> None:
@@ -61,21 +66,6 @@ def validate_entry(entry: Any) -> None:
     wildcard_ok = isinstance(entry, ServiceIntentions) and entry.namespace == "*"
     if not wildcard_ok and not _NAMESPACE.match(entry.namespace):
         raise InvalidEntry("Namespace", f'Namespace: "{entry.namespace}" is not a valid namespace name')
-
-
-def _one_of(field: str, value: str, allowed: Iterable[str], what: str) -> None:
-    if value not in allowed:
-        raise InvalidEntry(field, f"invalid value for {what}: {value}")
-
-
-def validate_meta(meta: Mapping[str, str], prefix: str = "") -> None:
-    if len(meta) > META_MAX_PAIRS:
-        raise InvalidEntry(prefix + "Meta", f"{prefix}Meta exceeds maximum element count {META_MAX_PAIRS}")
-    for k, v in meta.items():
-        if len(k) > META_KEY_MAX:
-            raise InvalidEntry(prefix + "Meta", f'{prefix}Meta key "{k}" exceeds maximum length {META_KEY_MAX}')
-        if len(v) > META_VALUE_MAX:
-            raise InvalidEntry(prefix + "Meta", f'{prefix}Meta value for key "{k}" exceeds maximum length {META_VALUE_MAX}')
 
 
 # -- service-defaults and proxy-defaults -----------------------------------------------------------
@@ -298,14 +288,6 @@ def _header(hdr: Any, at: str) -> None:
         _regex(at + ".Regex", hdr.regex)
 
 
-def _regex(field: str, pattern: str) -> None:
-    try:
-        l7.validate_regex(pattern)
-    except InvalidInput as exc:
-        raise InvalidEntry(field, f"{field}: {exc}") from None
-
-
-_TLS_VERSIONS = ("TLS_AUTO", "TLSv1_0", "TLSv1_1", "TLSv1_2", "TLSv1_3")
 _ESCAPED_SLASHES = ("IMPLEMENTATION_SPECIFIC_DEFAULT", "KEEP_UNCHANGED", "REJECT_REQUEST", "UNESCAPE_AND_REDIRECT",
                     "UNESCAPE_AND_FORWARD")
 _UNDERSCORES = ("ALLOW", "REJECT_REQUEST", "DROP_HEADER")
@@ -333,6 +315,8 @@ def _mesh(e: Mesh) -> None:
 
 _CHECKS: dict[type, Callable[[Any], None]] = {
     ServiceDefaults: _service_defaults, ProxyDefaults: _proxy_defaults, ServiceIntentions: _intentions, Mesh: _mesh,
+    IngressGateway: validate_ingress, TerminatingGateway: validate_terminating,
+    ServiceResolver: validate_resolver, ServiceRouter: validate_router, ServiceSplitter: validate_splitter,
 }
 
 

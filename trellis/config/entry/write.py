@@ -4,18 +4,20 @@ Consul's check-and-set and the cross-entry rules.
 Rules:
 1. ``cas`` (when given) compares with the entry's current ModifyIndex (0: absent); a
    mismatch raises ``CasFailed`` and nothing is written (the API answers ``false``).
-2. A write is validated whole before anything is planned: the entry alone, then
-   against the entries it would join (validate.py rule 2). The plan compares on every
-   entry it read for that, so a concurrent change to one of them re-plans.
+2. A write is validated whole before anything is planned: the entry alone
+   (validate.py), then against the entries it would join (graph.py). The plan
+   compares on every entry it read for that, so a concurrent change to one of them
+   re-plans.
+3. ``datacenter`` (the agent's) only names targets in messages (chain.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from trellis.config.entry import validate
+from trellis.config.entry import graph, validate
 from trellis.config.entry.keys import EntryRef, entry_key
-from trellis.config.entry.model import DEFAULT_NS, ProxyDefaults, ServiceDefaults, ServiceIntentions, name_of
+from trellis.config.entry.model import DEFAULT_NS, ProxyDefaults, ServiceDefaults, name_of
 from trellis.config.entry.tables import ConfigEntriesTable, StoredEntry
 from trellis.store.view import View
 from trellis.store.writer import Plan
@@ -60,23 +62,17 @@ class _Reader:
             out.append(row)
         return out
 
+    def entries(self, kind: str) -> list[Any]:
+        """Every entry of ``kind`` as it would be after the write."""
+        found = [row.entry for row in self.rows(kind)]
+        if self.replacing.kind == kind and self.replacement is not None:
+            found.append(self.replacement)
+        return found
+
     def protocol(self, ns: str, name: str) -> str:
         sd = self.get(ServiceDefaults.KIND, ns, name)
         pd = self.get(ProxyDefaults.KIND, DEFAULT_NS, "global")
         return validate.protocol_of(sd, pd)
-
-
-def _check_graph(r: _Reader, entry: Any, ref: EntryRef) -> None:
-    if ref.kind == ServiceIntentions.KIND and entry is not None:
-        validate.check_l7_protocol(ref.namespace, ref.name, r.protocol(ref.namespace, ref.name), entry)
-    elif ref.kind == ServiceDefaults.KIND:
-        ixns = r.get(ServiceIntentions.KIND, ref.namespace, ref.name)
-        validate.check_l7_protocol(ref.namespace, ref.name, r.protocol(ref.namespace, ref.name), ixns)
-    elif ref.kind == ProxyDefaults.KIND:
-        for row in r.rows(ServiceIntentions.KIND):
-            e = row.entry
-            if e.name != "*":
-                validate.check_l7_protocol(e.namespace, e.name, r.protocol(e.namespace, e.name), e)
 
 
 def _cas(t: ConfigEntriesTable, ref: EntryRef, cas: int | None) -> StoredEntry | None:
@@ -86,20 +82,20 @@ def _cas(t: ConfigEntriesTable, ref: EntryRef, cas: int | None) -> StoredEntry |
     return current
 
 
-def plan_put(view: View, entry: Any, *, cas: int | None = None) -> Plan:
+def plan_put(view: View, entry: Any, *, cas: int | None = None, datacenter: str = "dc1") -> Plan:
     """Store ``entry`` (validated here: rule 2). Raises CasFailed or InvalidEntry."""
     validate.validate_entry(entry)
-    return plan_put_valid(view, entry, cas=cas)
+    return plan_put_valid(view, entry, cas=cas, datacenter=datacenter)
 
 
-def plan_put_valid(view: View, entry: Any, *, cas: int | None = None) -> Plan:
+def plan_put_valid(view: View, entry: Any, *, cas: int | None = None, datacenter: str = "dc1") -> Plan:
     """Like ``plan_put`` for an entry already validated alone (the legacy intention API
     validates with its own rules first)."""
     t = table(view)
     ref = ref_of(entry)
     current = _cas(t, ref, cas)
     reader = _Reader(t, ref, entry)
-    _check_graph(reader, entry, ref)
+    graph.check_graph(reader, ref, entry, datacenter=datacenter)
     p = Plan()
     for other, revision in reader.read.items():
         p.expect(entry_key(other), revision)
@@ -107,16 +103,17 @@ def plan_put_valid(view: View, entry: Any, *, cas: int | None = None) -> Plan:
     return p
 
 
-def plan_delete(view: View, ref: EntryRef, *, cas: int | None = None) -> Plan:
+def plan_delete(view: View, ref: EntryRef, *, cas: int | None = None, datacenter: str = "dc1") -> Plan:
     """Delete an entry (absent: nothing to do). Raises CasFailed or InvalidEntry when
-    the deletion would leave another entry invalid (an L7 intention losing its HTTP protocol)."""
+    the deletion would leave another entry invalid (an L7 intention losing its HTTP
+    protocol, a router losing the subset it routes to...)."""
     t = table(view)
     current = _cas(t, ref, cas)
     p = Plan()
     if current is None:
         return p
     reader = _Reader(t, ref, None)
-    _check_graph(reader, None, ref)
+    graph.check_graph(reader, ref, None, datacenter=datacenter)
     for other, revision in reader.read.items():
         p.expect(entry_key(other), revision)
     p.delete(entry_key(ref), expected=current.modify_index)
