@@ -19,13 +19,10 @@ import base64
 import http.client
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +34,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from trellis.testing.agent import AgentProcess, free_port, start_agent
 from trellis.testing.apps import NamedApp, answer, eventually, get
+from trellis.testing.envoy import EnvoyProcess
 
 pytestmark = pytest.mark.integration
 
@@ -86,85 +84,6 @@ class Traffic:
 
 
 # -- Envoy, seen through its admin port ------------------------------------------------------
-@dataclass
-class Envoy:
-    proxy_id: str
-    proc: subprocess.Popen
-    admin_port: int
-    log_path: Path
-
-    def admin(self, path: str) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=5) as r:
-            return r.read().decode()
-
-    def dump(self, resource: str) -> list[dict]:
-        """``/config_dump?resource=...``: the list of that kind of resource."""
-        return json.loads(self.admin(f"/config_dump?resource={resource}")).get("configs", [])
-
-    def listener(self, name: str) -> dict | None:
-        for entry in self.dump("dynamic_listeners"):
-            if entry.get("name") == name and "active_state" in entry:
-                return entry["active_state"]["listener"]
-        return None
-
-    def route(self, name: str) -> dict | None:
-        for entry in self.dump("dynamic_route_configs"):
-            if entry.get("route_config", {}).get("name") == name:
-                return entry["route_config"]
-        return None
-
-    def endpoint_metadata(self, cluster: str, namespace: str) -> list[dict]:
-        """The ``namespace`` filter metadata of each endpoint EDS gave ``cluster``."""
-        text = self.admin("/config_dump?resource=dynamic_endpoint_configs&include_eds")
-        for entry in json.loads(text).get("configs", []):
-            assignment = entry.get("endpoint_config", {})
-            if assignment.get("cluster_name") == cluster:
-                return [e.get("metadata", {}).get("filter_metadata", {}).get(namespace, {})
-                        for group in assignment.get("endpoints", []) for e in group.get("lb_endpoints", [])]
-        return []
-
-    def secret(self, name: str) -> dict | None:
-        for entry in self.dump("dynamic_active_secrets"):
-            if entry.get("name") == name:
-                return entry["secret"]
-        return None
-
-    def cluster_names(self) -> set[str]:
-        return {entry["cluster"]["name"] for entry in self.dump("dynamic_active_clusters")}
-
-    def hosts(self, cluster: str) -> dict[int, str]:
-        """``/clusters``: port -> EDS health status of each member of ``cluster``."""
-        for c in json.loads(self.admin("/clusters?format=json")).get("cluster_statuses", []):
-            if c["name"] == cluster:
-                return {h["address"]["socket_address"]["port_value"]: h.get("health_status", {}).get(
-                    "eds_health_status", "?") for h in c.get("host_statuses", [])}
-        return {}
-
-    def stat(self, name: str) -> int:
-        """A counter or gauge by exact name (0 when Envoy has not created it)."""
-        text = self.admin(f"/stats?filter=^{re.escape(name)}$")
-        for line in text.splitlines():
-            key, _, value = line.partition(": ")
-            if key == name:
-                return int(value)
-        return 0
-
-    def log(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
 def rbac_policies(chain: dict) -> dict:
     """The RBAC policies (network or HTTP filter) of one filter chain from config_dump."""
     for f in chain.get("filters", []):
@@ -220,7 +139,7 @@ class Mesh:
     agent: AgentProcess
     apps: dict[str, NamedApp] = field(default_factory=dict)
     public: dict[str, int] = field(default_factory=dict)  # service id -> its sidecar's public port
-    envoys: dict[str, Envoy] = field(default_factory=dict)  # service id -> its sidecar Envoy
+    envoys: dict[str, EnvoyProcess] = field(default_factory=dict)  # service id -> its sidecar Envoy
     upstream: int = 0  # web's upstream port for api
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
@@ -248,7 +167,7 @@ class Mesh:
             body["Check"] = check
         self.call("PUT", "/v1/agent/service/register", body)
 
-    def start_envoy(self, sid: str) -> Envoy:
+    def start_envoy(self, sid: str) -> EnvoyProcess:
         admin = free_port()
         log_path = self.tmp / f"envoy-{sid}.log"
         with log_path.open("wb") as log:
@@ -256,7 +175,7 @@ class Mesh:
                 [sys.executable, "-m", "trellis", "connect", "envoy", "-sidecar-for", sid,
                  "-admin-bind", f"127.0.0.1:{admin}", "--", *ENVOY_ARGS],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.envoys[sid] = envoy = Envoy(f"{sid}-sidecar-proxy", proc, admin, log_path)
+        self.envoys[sid] = envoy = EnvoyProcess(f"{sid}-sidecar-proxy", proc, admin, log_path)
         return envoy
 
     def stop(self) -> None:
@@ -308,13 +227,10 @@ class Mesh:
         return sum(self.envoys[s].stat(name) for s in sids)
 
     def rejections(self) -> list[str]:
-        """Every NACK: Envoy's non-zero ``*.update_rejected`` counters and the agent's NACK log lines."""
+        """Every NACK: EnvoyProcess's non-zero ``*.update_rejected`` counters and the agent's NACK log lines."""
         found = [line for line in self.agent.log().splitlines() if "xds:" in line and " rejected " in line]
         for sid, envoy in self.envoys.items():
-            for line in envoy.admin("/stats?filter=update_rejected").splitlines():
-                name, _, value = line.partition(": ")
-                if value.strip() not in ("", "0"):
-                    found.append(f"{sid}: {line}")
+            found += [f"{sid}: {line}" for line in envoy.rejected()]
         return found
 
 
@@ -465,7 +381,7 @@ def test_l7_permissions_allow_one_path_deny_the_rest_and_a_change_flips_on_the_n
 
 
 # -- 4. CA rotation --------------------------------------------------------------------------
-def envoy_leaf(envoy: Envoy) -> x509.Certificate | None:
+def envoy_leaf(envoy: EnvoyProcess) -> x509.Certificate | None:
     secret = envoy.secret("leaf/default/" + envoy.proxy_id.split("-")[0])
     if secret is None:
         return None
@@ -473,7 +389,7 @@ def envoy_leaf(envoy: Envoy) -> x509.Certificate | None:
     return chain[0] if chain else None
 
 
-def envoy_roots(envoy: Envoy) -> list[x509.Certificate]:
+def envoy_roots(envoy: EnvoyProcess) -> list[x509.Certificate]:
     secret = envoy.secret("roots")
     return pem_certs(inline(secret["validation_context"]["trusted_ca"])) if secret else []
 

@@ -374,10 +374,11 @@ class Agent:
             return None
         from trellis.xds.resources import translate
         from trellis.xds.server import start_xds_server
+        from trellis.xds.translate.problems import problems
 
         hosts = _hosts(self.cfg.addresses.grpc or self.cfg.client_addr)
         try:
-            server = await start_xds_server(self.proxies, translate, hosts, self.cfg.ports.grpc)
+            server = await start_xds_server(self.proxies, translate, hosts, self.cfg.ports.grpc, problems=problems)
         except OSError as exc:
             raise Unavailable(f"gRPC (xDS) listener on port {self.cfg.ports.grpc}: {exc.strerror or exc}") from None
         log.info("xDS (delta ADS) listening on %s port %d", ", ".join(hosts), self.cfg.ports.grpc)

@@ -87,8 +87,15 @@ async def list_proxies(request: web.Request) -> web.Response:
             "PublishedAt": st.published_at if st else 0, "AppliedAt": st.applied_at if st else 0,
             "LagSeconds": round(lag, 4), "InSync": in_sync, "Stale": not in_sync and lag > STALE_AFTER,
             "PID": st.pid if st else 0, "Ephemeral": proxy_id in w.ephemeral,
+            "Problems": _problems(st),
         })
     return json_response(request, out)
+
+
+def _problems(st: Any) -> list[str]:
+    """What the proxy reported it left out or defaulted (an Envoy stream: xds/translate/problems.py)."""
+    found = st.extra.get("problems") if st else None
+    return [str(p) for p in found] if isinstance(found, list) else []
 
 
 async def add_proxy(request: web.Request) -> web.Response:

@@ -160,16 +160,19 @@ def list_proxies(client: http.ApiClient, fmt: str) -> int:
 
 
 def format_list(proxies: Sequence[Mapping[str, Any]], *, now: float) -> str:
-    """The ``-list`` table. Pure."""
+    """The ``-list`` table, then each reported problem on its own line under ``Problems:``
+    (what a proxy's config left out or defaulted, and why). Pure."""
     rows = [("ID", "Service", "Data plane", "Public", "Upstreams", "Leaf expires", "Conns", "Sent", "Applied",
-             "Lag")]
+             "Problems", "Lag")]
     for p in proxies:
         left = p.get("LeafValidBefore", 0) - now
         rows.append((p["ProxyID"], p.get("Service", ""), p.get("DataPlane") or "-", p.get("PublicListener", ""),
                      ",".join(p.get("Upstreams") or []) or "-", _human(left) if p.get("LeafValidBefore") else "-",
                      str(p.get("Connections", 0)), (p.get("SentVersion") or "-")[:8],
-                     (p.get("AppliedVersion") or "-")[:8], format_lag(p)))
-    return output.columnize(rows)
+                     (p.get("AppliedVersion") or "-")[:8], str(len(p.get("Problems") or [])) if p.get("Problems")
+                     else "-", format_lag(p)))
+    details = [f"  {p['ProxyID']}: {problem}" for p in proxies for problem in p.get("Problems") or []]
+    return "\n".join([output.columnize(rows), *(["", "Problems:", *details] if details else [])])
 
 
 def format_lag(p: Mapping[str, Any]) -> str:

@@ -86,7 +86,7 @@ def build(view: View, proxy: Service, *, datacenter: str, leaf: LeafSnapshot | N
     config = dict(p.config)
     public = PublicListener(
         bind_address=str(config.get("bind_address") or proxy.address or "0.0.0.0"),
-        bind_port=int(config.get("bind_port") or proxy.port),
+        bind_port=_port(config.get("bind_port"), proxy.port),
         local_service_address=p.local_service_address or "127.0.0.1",
         local_service_port=p.local_service_port,
         protocol=r.protocol(proxy.namespace, service, config),
@@ -101,6 +101,16 @@ def build(view: View, proxy: Service, *, datacenter: str, leaf: LeafSnapshot | N
         config=config, kind=CONNECT_PROXY, stop=stop,
     )
     return view.result(ConnectProxySnapshot(**given, version=_version(given)), r.watch)
+
+
+def _port(value: Any, fallback: int) -> int:
+    """``bind_port``: a port number (or its text), else ``fallback`` (the registration's
+    Port): a typo never stops the snapshot; xds/translate/problems.py says why."""
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        return fallback
+    return port if 0 < port <= 65535 else fallback
 
 
 def _int(value: Any) -> int:

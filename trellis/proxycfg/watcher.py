@@ -39,6 +39,7 @@ log = logging.getLogger("trellis.proxycfg")
 
 DEBOUNCE = 0.015
 LEAF_RETRY = 1.0
+BUILD_RETRY = 5.0  # a snapshot that failed to build (a bug): try again this often
 STALE_AFTER = 10.0  # seconds a snapshot may stay unapplied before -list flags the proxy
 EPHEMERAL_SILENCE = 60.0  # seconds without a heartbeat before an ephemeral proxy is dropped
 
@@ -245,6 +246,7 @@ class ProxyWatcher:
 
     async def _follow(self, proxy_id: str) -> None:
         leaf: LeafCert | None = None
+        failed = ""  # the last build error logged
         while True:
             proxy = self.proxy(proxy_id)
             if proxy is None or proxy.proxy is None:
@@ -256,8 +258,17 @@ class ProxyWatcher:
                 log.warning("proxy %s: no leaf for %s yet (%s); retrying", proxy_id, service, exc)
                 await asyncio.sleep(LEAF_RETRY)
                 continue
-            result = builder.build(self.view, proxy, datacenter=self.datacenter, leaf=_leaf_snapshot(leaf),
-                                   default=self.default(), stop=self._stopping(proxy_id))
+            try:
+                result = builder.build(self.view, proxy, datacenter=self.datacenter, leaf=_leaf_snapshot(leaf),
+                                       default=self.default(), stop=self._stopping(proxy_id))
+            except Exception as exc:  # a bug must not end the follower silently: the last snapshot stays
+                if repr(exc) != failed:
+                    log.exception("proxy %s: building its snapshot failed; it keeps the last one, retrying "
+                                  "every %.0fs", proxy_id, BUILD_RETRY)
+                failed = repr(exc)
+                await asyncio.sleep(BUILD_RETRY)
+                continue
+            failed = ""
             self._publish(proxy_id, result.value)
             await self._wait(proxy_id, result.watch, result.index, ns, service, leaf)
             await asyncio.sleep(self.debounce)  # rule 2

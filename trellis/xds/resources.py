@@ -58,17 +58,16 @@ def build_resources(snapshot: ConnectProxySnapshot) -> Resources:
     served, _ = knobs.select_upstreams(snapshot)
     ready = snapshot.leaf is not None and bool(snapshot.roots)
     upstreams = served if ready else ()
-    p = snapshot.public
-    has_app = p.local_service_port > 0
+    has_app = snapshot.public.local_service_port > 0
+    public = ready and not knobs.public_refusal(snapshot)  # knobs.py rule 7
     found: dict[str, Iterable[message.Message]] = {
         types.SECRET: secrets.build_secrets(snapshot),
         types.CLUSTER: clusters.build_clusters(snapshot, upstreams=upstreams, local_app=has_app),
         types.ENDPOINT: [*endpoints.build_endpoints(upstreams),
                          *([endpoints.build_local_app_assignment(snapshot)]
                            if has_app and rbac.live_enforcement(snapshot) else [])],
-        types.LISTENER: listeners.build_listeners(
-            snapshot, upstreams=upstreams, public=ready and has_app and p.bind_port > 0),
-        types.ROUTE: routes.build_routes(snapshot, public=ready and has_app and p.bind_port > 0),
+        types.LISTENER: listeners.build_listeners(snapshot, upstreams=upstreams, public=public),
+        types.ROUTE: routes.build_routes(snapshot, public=public),
     }
     return {type_url: _by_name(found[type_url]) for type_url in types.ORDER}
 

@@ -27,6 +27,10 @@ Rules:
    ``report``: ``applied_version`` is the newest snapshot version Envoy has fully ACKed.
 6. A stream that ends (Envoy hangs up, an error, server shutdown) cancels its tasks and
    awaits them; nothing outlives it.
+7. What a translation left out or defaulted (``problems(snapshot)``, pure:
+   xds/translate/problems.py) is logged at WARNING, with the proxy and the snapshot
+   version, when it first appears on the stream, and goes to the source in the report's
+   ``extra["problems"]`` for as long as it lasts (``connect proxy -list`` shows it).
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ OPTIONS = (
 )
 
 Build = Callable[[Any], Mapping[str, Mapping[str, Message]]]
+Problems = Callable[[Any], Sequence[str]]  # rule 7: snapshot -> what its resources leave out, and why
 
 
 class Translation(Protocol):
@@ -74,6 +79,10 @@ Translate = Callable[[Any, Any], Translation]  # (snapshot, previous Translation
 
 class _Whole(NamedTuple):
     desired: delta.Desired
+
+
+def no_problems(snapshot: Any) -> tuple[str, ...]:
+    return ()
 
 
 def whole(build: Build) -> Translate:
@@ -120,9 +129,11 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
 
     def __init__(self, source: SnapshotSource, translate: Translate, *, log: logging.Logger | None = None,
                  first_request_timeout: float = FIRST_REQUEST_TIMEOUT, send_timeout: float = SEND_TIMEOUT,
-                 ack_timeout: float = ACK_TIMEOUT, poll_wait: float = POLL_WAIT) -> None:
+                 ack_timeout: float = ACK_TIMEOUT, poll_wait: float = POLL_WAIT,
+                 problems: Problems = no_problems) -> None:
         self.source = source
         self.translate = translate
+        self.problems = problems
         self.log = log or logging.getLogger("trellis.xds")
         self.first_request_timeout = first_request_timeout
         self.send_timeout = send_timeout
@@ -213,6 +224,7 @@ class _Session:
         self.snapshot_version = ""  # of the desired resources
         self.applied_version = ""  # rule 5
         self.build_error = ""
+        self.problems: tuple[str, ...] = ()  # rule 7, of the desired resources
         self.last_nack: dict[str, Any] = {}
         self.sent_at: dict[str, float] = {}  # nonce -> monotonic time it was sent
         self.wake = asyncio.Event()
@@ -296,8 +308,21 @@ class _Session:
         else:
             self.translation, self.desired = translation, translation.desired
             self.snapshot_version, self.build_error = snap.version, ""
+            self._note_problems(snap)
         self._report()
         self.wake.set()
+
+    def _note_problems(self, snap: Any) -> None:
+        """Rule 7: log each problem once, when it appears; keep them all for the report."""
+        try:
+            found = tuple(self.server.problems(snap))
+        except Exception:  # a bug in the diagnosis must not cost Envoy its configuration
+            self.log.exception("xds: listing the problems of snapshot %s of %s failed", snap.version, self.proxy_id)
+            return
+        for problem in found:
+            if problem not in self.problems:
+                self.log.warning("xds: %s (snapshot %s): %s", self.proxy_id, snap.version, problem)
+        self.problems = found
 
     # -- responses -------------------------------------------------------------------------
 
@@ -350,6 +375,8 @@ class _Session:
             extra["last_nack"] = self.last_nack
         if self.build_error:
             extra["build_error"] = self.build_error
+        if self.problems:
+            extra["problems"] = list(self.problems)
         key = (self.applied_version, repr(extra))
         if key == self._reported or not self.state.types:
             return
@@ -378,14 +405,15 @@ class _GrpcStream:
 
 
 async def start_xds_server(source: SnapshotSource, translate: Translate, host: str | Sequence[str], port: int, *,
-                           log: logging.Logger | None = None) -> grpc.aio.Server:
+                           log: logging.Logger | None = None, problems: Problems = no_problems) -> grpc.aio.Server:
     """Start a gRPC server with the ADS servicer on ``host`` (one address, or several such
     as ``("127.0.0.1", "::1")``) and ``port``; return it started. The caller stops it with
     ``await server.stop(GRACE)``. An IPv6 address that cannot be bound is skipped with a
     warning; nothing bound at all raises OSError."""
     logger = log or logging.getLogger("trellis.xds")
     server = grpc.aio.server(options=OPTIONS)
-    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(XdsServer(source, translate, log=logger), server)
+    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
+        XdsServer(source, translate, log=logger, problems=problems), server)
     hosts = [host] if isinstance(host, str) else list(host)
     bound = 0
     for h in hosts:

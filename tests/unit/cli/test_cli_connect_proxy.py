@@ -66,9 +66,20 @@ def test_the_list_table():
     text = cp.format_list(rows, now=100)
     header, line = text.splitlines()
     assert header.split() == ["ID", "Service", "Data", "plane", "Public", "Upstreams", "Leaf", "expires", "Conns",
-                              "Sent", "Applied", "Lag"]
+                              "Sent", "Applied", "Problems", "Lag"]
     assert line.split() == ["web-1-sidecar-proxy", "web", "builtin", "127.0.0.1:21000", "api@127.0.0.1:9191",
-                            "in", "2.0h", "3", "abcdef01", "abcdef01", "in", "sync", "(12ms)"]
+                            "in", "2.0h", "3", "abcdef01", "abcdef01", "-", "in", "sync", "(12ms)"]
+
+
+def test_the_list_counts_each_proxys_problems_and_spells_them_out_below() -> None:
+    problem = 'upstream db (127.0.0.1:9192): no instance of service "db" is in the mesh yet'
+    rows = [{"ProxyID": "web-1-sidecar-proxy", "Service": "web", "DataPlane": "envoy", "Problems": [problem, "two"]},
+            {"ProxyID": "api-1-sidecar-proxy", "Service": "api", "DataPlane": "envoy", "Problems": []}]
+    lines = cp.format_list(rows, now=100).splitlines()
+    header, web, api = lines[:3]
+    column = header.index("Problems")
+    assert (web[column:].split()[0], api[column:].split()[0]) == ("2", "-")  # aligned under the header
+    assert lines[3:] == ["", "Problems:", f"  web-1-sidecar-proxy: {problem}", "  web-1-sidecar-proxy: two"]
 
 
 @pytest.mark.parametrize(("row", "shown"), [

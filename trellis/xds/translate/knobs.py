@@ -7,25 +7,33 @@ Rules (reference/envoy-xds.md §2.4-2.6, §2.12; DESIGN):
    or its address:port overlaps the public listener or an upstream listed before it
    (``0.0.0.0``/``::`` overlap every address on the same port): the same refusals as the
    built-in proxy (proxy/plan.py rule 3), so both data planes serve the same upstreams.
-   ``select_upstreams`` says why each refused one is refused, for the shell to log.
+   ``select_upstreams`` says why each refused one is refused (problems.py reports it).
 2. http, http2 and grpc are the HTTP-like protocols; anything else is served as tcp.
 3. Timeouts: ``connect_timeout_ms`` (upstream) and ``local_connect_timeout_ms`` default to
    Envoy's 5000 ms, as in Consul (the built-in proxy has its own defaults).
 4. Proxy-config maps are read the way Consul's mapstructure reads them: keys compare
    case-insensitively; numbers may be given as numeric strings; durations as Go text or
    nanoseconds. A value of the wrong type or out of range is left out, so Envoy's
-   default applies (proxy/plan.py reports such values as warnings for the operator).
+   default applies (problems.py names each such value, as proxy/plan.py's warnings do
+   for the built-in proxy).
 5. ``limits`` -> circuit-breaker thresholds with only the given values
    (``max_concurrent_requests`` is Envoy's ``max_requests``); none given, none sent.
    ``passive_health_check`` -> outlier detection (``max_failures`` is
    ``consecutive_5xx``); an absent block leaves every field to Envoy.
+6. The tables ``LIMITS``, ``OUTLIER`` and ``ROUTE_TIMEOUTS`` are the only place a knob's
+   key, reader, expected shape and Envoy default are written: the translation reads
+   ``limits`` and ``passive_health_check`` through them (``read_block``) and the route
+   timeouts with their reader (``timeout_ms``); problems.py names the values they leave out.
+7. The public listener is built unless ``public_refusal`` says why not: the local
+   service has no port, the public port is not a port, or the public address is not an
+   IP literal (Envoy would reject the listener).
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,29 +176,91 @@ def millis(value: Any) -> int | None:
 
 def timeout_ms(config: Mapping[str, Any] | None, key: str) -> int | None:
     """A ``*_ms`` knob (``local_request_timeout_ms``...): a positive number of milliseconds, else None."""
-    return count(lookup(config, key), minimum=1, maximum=_MAX_TIMEOUT_MS)
+    return _positive_ms(lookup(config, key))
+
+
+_positive_ms = functools.partial(count, minimum=1, maximum=_MAX_TIMEOUT_MS)
+_percent = functools.partial(count, maximum=100)
+_at_least_one = functools.partial(count, minimum=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Knob:
+    """Rule 6: one proxy-config value Envoy gets: its key (in ``block``, an object of the
+    config, or at the top when ``block`` is empty), how it is read (None: absent or
+    malformed, Envoy's default applies), what a good value looks like, and that default."""
+
+    block: str
+    name: str
+    read: Callable[[Any], int | None]
+    expected: str
+    default: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.block}.{self.name}" if self.block else self.name
+
+    def given(self, config: Mapping[str, Any] | None) -> Any:
+        """The raw value (keys compared case-insensitively), or None."""
+        return lookup(lookup(config, self.block) if self.block else config, self.name)
+
+
+_WHOLE = "a whole number from 0 to 4294967295"
+_PERCENT = "a whole number from 0 to 100"
+_MS = "a positive whole number of milliseconds"
+LIMITS_BLOCK, OUTLIER_BLOCK = "limits", "passive_health_check"
+
+# Rule 6: (field of Limits / OutlierDetection, knob); the defaults are Envoy's.
+LIMITS: tuple[tuple[str, Knob], ...] = (
+    ("max_connections", Knob(LIMITS_BLOCK, "max_connections", count, _WHOLE, "1024")),
+    ("max_pending_requests", Knob(LIMITS_BLOCK, "max_pending_requests", count, _WHOLE, "1024")),
+    ("max_requests", Knob(LIMITS_BLOCK, "max_concurrent_requests", count, _WHOLE, "1024")),
+)
+OUTLIER: tuple[tuple[str, Knob], ...] = (
+    ("interval_ms", Knob(OUTLIER_BLOCK, "interval", millis, 'a positive duration such as "10s"', "10s")),
+    ("consecutive_5xx", Knob(OUTLIER_BLOCK, "max_failures", _at_least_one, "a whole number of at least 1", "5")),
+    ("enforcing_consecutive_5xx", Knob(OUTLIER_BLOCK, "enforcing_consecutive_5xx", _percent, _PERCENT, "100")),
+    ("max_ejection_percent", Knob(OUTLIER_BLOCK, "max_ejection_percent", _percent, _PERCENT, "10")),
+    ("base_ejection_time_ms", Knob(OUTLIER_BLOCK, "base_ejection_time", millis, 'a positive duration such as "30s"',
+                                   "30s")),
+)
+# Proxy.Config knobs of the public HTTP route (listeners.py rule 2).
+ROUTE_TIMEOUTS: tuple[Knob, ...] = (
+    Knob("", "local_request_timeout_ms", _positive_ms, _MS, "15 s"),
+    Knob("", "local_idle_timeout_ms", _positive_ms, _MS, "the connection manager's 5 min stream idle timeout"),
+)
+
+
+def read_block(config: Mapping[str, Any] | None, block: str,
+               table: tuple[tuple[str, Knob], ...]) -> dict[str, int | None]:
+    """Rule 6: ``{field: value}`` of one block's knobs; ``{}`` when the block is absent or
+    not an object (every field is Envoy's default)."""
+    found = lookup(config, block) if config else None
+    if not isinstance(found, Mapping):
+        return {}
+    return {name: knob.read(lookup(found, knob.name)) for name, knob in table}
 
 
 def upstream_limits(up: UpstreamSnapshot) -> Limits:
     """Rule 5 for ``limits``."""
-    block = lookup(up.config, "limits")
-    return Limits(
-        max_connections=count(lookup(block, "max_connections")),
-        max_pending_requests=count(lookup(block, "max_pending_requests")),
-        max_requests=count(lookup(block, "max_concurrent_requests")),
-    )
+    return Limits(**read_block(up.config, LIMITS_BLOCK, LIMITS))
 
 
 def outlier_detection(up: UpstreamSnapshot) -> OutlierDetection:
     """Rule 5 for ``passive_health_check``."""
-    block = lookup(up.config, "passive_health_check")
-    if not isinstance(block, Mapping):
-        return OutlierDetection()
-    failures = count(lookup(block, "max_failures"), minimum=1)
-    return OutlierDetection(
-        interval_ms=millis(lookup(block, "interval")),
-        consecutive_5xx=failures,
-        enforcing_consecutive_5xx=count(lookup(block, "enforcing_consecutive_5xx"), maximum=100),
-        max_ejection_percent=count(lookup(block, "max_ejection_percent"), maximum=100),
-        base_ejection_time_ms=millis(lookup(block, "base_ejection_time")),
-    )
+    return OutlierDetection(**read_block(up.config, OUTLIER_BLOCK, OUTLIER))
+
+
+def public_refusal(snapshot: ConnectProxySnapshot) -> str:
+    """Rule 7: why the public listener cannot be built, or ``""``."""
+    p = snapshot.public
+    if p.local_service_port <= 0:
+        return ("the local service has no port (the registration's LocalServicePort, else the service's "
+                "Port), so there is no local_app cluster")
+    if not 0 < p.bind_port <= 65535:
+        return f"the public port {p.bind_port} is not a port (set the registration's Port or bind_port)"
+    address = p.bind_address or "0.0.0.0"
+    if not is_ip(address):
+        return (f"the public bind address {address!r} is not an IP address (set Proxy.Config bind_address "
+                "to one); Envoy cannot listen on it")
+    return ""
