@@ -17,103 +17,17 @@ with a deadline.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from trellis.testing.agent import AgentProcess, free_port, start_agent
-from trellis.testing.apps import NamedApp, answer, eventually
-from trellis.testing.envoy import EnvoyProcess
+from trellis.testing.apps import answer
+from trellis.testing.envoy import EnvoyMesh
 
 pytestmark = pytest.mark.integration
-DEADLINE = 30.0  # Envoys take a while to come up
-ENVOY_ARGS = ["-l", "warning"]
 
 
 # -- the pieces ------------------------------------------------------------------------------
-@dataclass
-class Mesh:
-    tmp: Path
-    agent: AgentProcess
-    apps: list[NamedApp] = field(default_factory=list)
-    envoys: dict[str, EnvoyProcess] = field(default_factory=dict)  # service id -> its sidecar's Envoy
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "TRELLIS_HTTP_ADDR": self.agent.http_addr}
-
-    def register(self, name: str, sid: str, *, public: int | None = None, upstreams: list[dict] | None = None,
-                 config: dict | None = None) -> int:
-        """``sid`` with its app and a sidecar (public /health checked every second); its public port."""
-        app = NamedApp(sid)
-        self.apps.append(app)
-        public = public or free_port()
-        status, _, text = self.agent.request("PUT", "/v1/agent/service/register", {
-            "Name": name, "ID": sid, "Port": app.port, "Connect": {"SidecarService": {
-                "Port": public,
-                "Checks": [{"Name": "public /health", "HTTP": f"http://127.0.0.1:{public}/health", "Interval": "1s"}],
-                "Proxy": {"Config": {"bind_address": "127.0.0.1", **(config or {})}, "Upstreams": upstreams or []}}}})
-        assert status == 200, text
-        return public
-
-    def start_envoy(self, sid: str) -> EnvoyProcess:
-        admin, log_path = free_port(), self.tmp / f"envoy-{sid}.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "trellis", "connect", "envoy", "-sidecar-for", sid,
-                 "-admin-bind", f"127.0.0.1:{admin}", "--", *ENVOY_ARGS],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.envoys[sid] = envoy = EnvoyProcess(sid, proc, admin, log_path)
-        return envoy
-
-    def stop(self) -> None:
-        for envoy in self.envoys.values():
-            envoy.stop()
-        for app in self.apps:
-            app.close()
-
-    def proxy(self, sid: str) -> dict:
-        status, _, rows = self.agent.request("GET", "/v1/agent/connect/proxies")
-        assert status == 200, rows
-        return next((r for r in rows if r["ProxyID"] == f"{sid}-sidecar-proxy"), {})
-
-    def in_sync(self, sid: str) -> bool:
-        row = self.proxy(sid)
-        return bool(row.get("SnapshotVersion")) and row.get("AppliedVersion") == row["SnapshotVersion"]
-
-    def nacks(self) -> list[str]:
-        found = [line for line in self.agent.log().splitlines() if "xds:" in line and " rejected " in line]
-        for sid, envoy in self.envoys.items():
-            found += [f"{sid}: {line}" for line in envoy.rejected()]
-        return found
-
-    def warnings(self, sid: str, text: str) -> list[str]:
-        return [line for line in self.agent.log().splitlines()
-                if "[WARNING]" in line and f"{sid}-sidecar-proxy" in line and text in line]
-
-    def diagnose(self) -> str:
-        parts = [f"agent log tail:\n{chr(10).join(self.agent.log().splitlines()[-15:])}"]
-        for sid, envoy in self.envoys.items():
-            tail = envoy.log_path.read_text(errors="replace").splitlines()[-10:]
-            parts.append(f"--- Envoy {sid} (exit {envoy.proc.poll()}):\n" + "\n".join(tail))
-        return "\n".join(parts)
-
-    def wait(self, check: Callable[[], Any], what: str) -> Any:
-        return eventually(check, what, DEADLINE, diagnose=self.diagnose)
-
-    def cli(self, *args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "trellis", *args], env=self.env, capture_output=True,
-                              text=True, timeout=30, stdin=subprocess.DEVNULL)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory) -> AgentProcess:
     proc = start_agent(tmp_path_factory.mktemp("envoy-faults-agent"))
@@ -122,9 +36,9 @@ def agent(tmp_path_factory) -> AgentProcess:
 
 
 @pytest.fixture(scope="module")
-def mesh(agent, tmp_path_factory) -> Mesh:
+def mesh(agent, tmp_path_factory) -> EnvoyMesh:
     """The agent and api-1 (app, sidecar, EnvoyProcess), the upstream every story's good path uses."""
-    m = Mesh(tmp_path_factory.mktemp("envoy-faults"), agent)
+    m = EnvoyMesh(tmp_path_factory.mktemp("envoy-faults"), agent)
     try:
         m.register("api", "api-1")
         m.start_envoy("api-1")
@@ -136,7 +50,7 @@ def mesh(agent, tmp_path_factory) -> Mesh:
     m.stop()
 
 
-def faulty_sidecar(mesh: Mesh, sid: str, unknown: str) -> tuple[int, int, int]:
+def faulty_sidecar(mesh: EnvoyMesh, sid: str, unknown: str) -> tuple[int, int, int]:
     """``sid`` (service ``sid`` minus its ``-1``) with the three faults; (public, api port, unknown's port)."""
     public, to_api, to_unknown = free_port(), free_port(), free_port()
     mesh.register(sid.rsplit("-", 1)[0], sid, public=public, config={"local_connect_timeout_ms": "abc"}, upstreams=[

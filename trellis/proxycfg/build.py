@@ -17,18 +17,29 @@ Rules:
    reads the catalog once, and their snapshots hold the same endpoint objects.
 6. ``version`` hashes the ``repr`` of every other field: dataclasses, tuples, dicts and
    scalars only, so it is stable for equal content built the same way.
+7. Every upstream's discovery chain is compiled (config/entry/chain.py) from the entries
+   as they are, the entries it read joining the watch set, so a resolver, router or
+   splitter written later rebuilds the snapshot. A default chain leaves the upstream as
+   it always was; any other carries the chain and its targets (model.py rule 5), each
+   target's instances being its service's mesh instances that pass the subset's filter
+   (and are passing, with OnlyPassing). A chain that does not compile (entries written
+   before a rule existed) refuses the upstream with the reason.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import fields
 from typing import Any
 
+from trellis import filter as bexpr
+from trellis.api.codec import encode_instance
 from trellis.catalog import query
 from trellis.catalog.model import Service
 from trellis.config.entry.model import ProxyDefaults, ServiceDefaults, UpstreamConfig
 from trellis.config.duration import format_duration
+from trellis.config.entry.chain import ChainTarget, CompiledChain, compile_chain
 from trellis.connect import spiffe
 from trellis.proxycfg.model import (
     CONNECT_PROXY,
@@ -37,8 +48,10 @@ from trellis.proxycfg.model import (
     Endpoint,
     LeafSnapshot,
     PublicListener,
+    TargetSnapshot,
     UpstreamSnapshot,
 )
+from trellis.errors import InvalidInput
 from trellis.store import doc
 from trellis.store.view import Result, View
 
@@ -128,6 +141,8 @@ def _upstream(r: _Reader, view: View, proxy: Service, u: Any, datacenter: str, t
     name = u.destination_name
     config = {**_central(r, proxy, name), **u.config}  # rule 3: the registration wins
     endpoints: tuple[Endpoint, ...] = ()
+    targets: tuple[TargetSnapshot, ...] = ()
+    chain: CompiledChain | str | None = None
     error = ""
     if u.destination_type not in ("", "service"):
         error = f"upstream {name}: prepared-query upstreams are not supported yet"
@@ -135,27 +150,105 @@ def _upstream(r: _Reader, view: View, proxy: Service, u: Any, datacenter: str, t
         error = (f"upstream {name} is in datacenter {dc!r}: only this datacenter ({datacenter!r}) is served "
                  f"until multi-datacenter support exists")
     else:
-        endpoints, watch = view.shared(("connect-endpoints", ns, name), lambda: _endpoints(view, ns, name))
+        chain, watch = view.shared(("chain", ns, name, dc), lambda: _chain(view, ns, name, dc))
         r.watch.update(watch)
+        if isinstance(chain, str):
+            error = f"upstream {name}: its discovery chain does not compile: {chain}"
+        elif chain.default:
+            chain = None
+            endpoints, watch = view.shared(("connect-endpoints", ns, name), lambda: _endpoints(view, ns, name))
+            r.watch.update(watch)
+        else:
+            targets = tuple(_target(view, r, t, td, datacenter) for t in chain.targets)
+            endpoints = next(t.endpoints for t in targets if t.id == default_target(chain))
     return UpstreamSnapshot(
         destination_name=name, destination_namespace=ns, datacenter=dc,
         local_bind_address=u.local_bind_address or "127.0.0.1", local_bind_port=u.local_bind_port,
         protocol=str(config.get("protocol") or "").lower() or r.protocol(ns, name),
         connect_timeout_ms=_int(config.get("connect_timeout_ms")), sni=sni_name(name, ns, dc, td),
         spiffe_id=spiffe.service_uri(td, ns, dc, name), config=config, endpoints=endpoints, error=error,
+        chain=chain if not isinstance(chain, str) else None, targets=targets,
     )
+
+
+class _ChainEntries:
+    """config/entry/chain.py's reader over the view, recording the keys it reads."""
+
+    def __init__(self, r: _Reader) -> None:
+        self.r = r
+
+    def get(self, kind: str, ns: str, name: str) -> Any:
+        return self.r.entry(kind, ns, name)
+
+    def protocol(self, ns: str, name: str) -> str:
+        return self.r.protocol(ns, name)
+
+
+def _chain(view: View, ns: str, name: str, dc: str) -> tuple[CompiledChain | str, frozenset]:
+    """Rule 7: the compiled chain of ``ns/name`` (or why it does not compile) and the
+    entries read; shared by every snapshot with that upstream until the view changes."""
+    r = _Reader(view)
+    try:
+        return compile_chain(_ChainEntries(r), ns, name, dc), frozenset(r.watch)
+    except InvalidInput as exc:
+        return exc.message, frozenset(r.watch)
+
+
+def default_target(chain: CompiledChain) -> str:
+    """Model rule 5: the target of the chain's default path (a router's catch-all, a
+    splitter's heaviest split, the first of equals), for an L4-only data plane."""
+    node = chain.node(chain.start)
+    while node.resolver is None:
+        nxt = node.routes[-1].next if node.kind == "router" else max(node.splits, key=lambda s: s.weight).next
+        node = chain.node(nxt)
+    return node.resolver.target
+
+
+def _target(view: View, r: _Reader, t: ChainTarget, td: str, datacenter: str) -> TargetSnapshot:
+    """Rule 7: a chain target's cluster name, identity and instances (its subset's filter
+    and OnlyPassing applied; none in another datacenter, which is not served yet)."""
+    endpoints: tuple[Endpoint, ...] = ()
+    if t.datacenter == datacenter:
+        key = ("connect-target", t.namespace, t.service, t.filter, t.only_passing)
+        endpoints, watch = view.shared(key, lambda: _subset_endpoints(view, t))
+        r.watch.update(watch)
+    return target_snapshot(t, td, endpoints)
+
+
+def target_snapshot(t: ChainTarget, td: str, endpoints: tuple[Endpoint, ...]) -> TargetSnapshot:
+    """A chain target's cluster name (Consul's SNI, the subset first) and identity."""
+    sni = sni_name(t.service, t.namespace, t.datacenter, td)
+    return TargetSnapshot(id=t.id, sni=f"{t.subset}.{sni}" if t.subset else sni,
+                          spiffe_id=spiffe.service_uri(td, t.namespace, t.datacenter, t.service), endpoints=endpoints)
+
+
+def _subset_endpoints(view: View, t: ChainTarget) -> tuple[tuple[Endpoint, ...], frozenset]:
+    found = query.service_instances(view, t.namespace, t.service, connect=True)
+    chosen = found.value
+    if t.filter:
+        match = _filter(t.filter).match
+        chosen = [i for i in chosen if match(encode_instance(i))]
+    if t.only_passing:
+        chosen = query.passing_only(chosen)
+    return tuple(_endpoint(i) for i in chosen), frozenset(found.watch)
+
+
+@functools.lru_cache(maxsize=1024)
+def _filter(text: str) -> bexpr.Filter:
+    return bexpr.compile(bexpr.parse(text), bexpr.CHECK_SERVICE_NODE)
+
+
+def _endpoint(i: Any) -> Endpoint:
+    return Endpoint(address=i.service.address or i.node.address, port=i.service.port, node=i.node.name,
+                    service_id=i.service.id, health=query.aggregate_status(i.checks).value,
+                    weight=i.service.weights.passing)
 
 
 def _endpoints(view: View, ns: str, name: str) -> tuple[tuple[Endpoint, ...], frozenset]:
     """Rule 5: the mesh endpoints of ``ns/name`` and the keys read; shared by every proxy
     with that upstream until the view changes (View.shared)."""
     found = query.service_instances(view, ns, name, connect=True)
-    return tuple(
-        Endpoint(address=i.service.address or i.node.address, port=i.service.port, node=i.node.name,
-                 service_id=i.service.id, health=query.aggregate_status(i.checks).value,
-                 weight=i.service.weights.passing)
-        for i in found.value
-    ), frozenset(found.watch)
+    return tuple(_endpoint(i) for i in found.value), frozenset(found.watch)
 
 
 def _central(r: _Reader, proxy: Service, name: str) -> dict[str, Any]:

@@ -11,6 +11,11 @@ Rules:
 3. ``version`` is a hash of everything but itself and ``index``: equal content, equal
    version; the watcher publishes only when it changes.
 4. The JSON form (store/doc.py's) is trellis's own API, snake_case; it is not Consul's.
+5. An upstream whose destination has routers, splitters or resolvers carries its compiled
+   discovery chain and one ``TargetSnapshot`` per target. Envoy routes by all of it; the
+   built-in proxy, which is L4 only, uses the upstream's ``endpoints``: those of the
+   chain's default path (a router's catch-all, a splitter's heaviest split, a resolver's
+   target).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from trellis.config.entry.chain import CompiledChain
 from trellis.connect.intentions.model import Intention
 
 CONNECT_PROXY = "connect-proxy"
@@ -35,8 +41,21 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetSnapshot:
+    """One target of an upstream's discovery chain (config/entry/chain.py rule 8): its
+    cluster name, the identity its instances present, and those instances."""
+
+    id: str  # the chain's target id: [subset.]service.namespace.partition.datacenter
+    sni: str  # [subset.]service.namespace.datacenter.internal.<trust domain>: Envoy's cluster name
+    spiffe_id: str
+    endpoints: tuple[Endpoint, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamSnapshot:
-    """One upstream listener and where it leads."""
+    """One upstream listener and where it leads. ``chain`` is set when the destination's
+    discovery chain is more than its plain default (rule 5); ``endpoints`` are then the
+    instances of the chain's default path, for a data plane that routes at L4 only."""
 
     destination_name: str
     destination_namespace: str
@@ -50,6 +69,8 @@ class UpstreamSnapshot:
     endpoints: tuple[Endpoint, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
     error: str = ""  # set when this upstream cannot be served (e.g. another datacenter)
+    chain: CompiledChain | None = None  # rule 5
+    targets: tuple[TargetSnapshot, ...] = ()  # every target of ``chain``, sorted by id
 
     @property
     def key(self) -> str:

@@ -14,11 +14,11 @@ from typing import Any
 DEADLINE = 20.0
 
 
-def get(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, str]:
+def get(port: int, path: str = "/", timeout: float = 5.0, headers: dict[str, str] | None = None) -> tuple[int, str]:
     """One GET to 127.0.0.1:``port`` on a new connection: status and body."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
         return resp.status, resp.read().decode()
     finally:
@@ -34,17 +34,33 @@ def answer(port: int, path: str = "/") -> str | None:
     return body if status == 200 else None
 
 
-class NamedApp:
-    """An HTTP/1.1 app on 127.0.0.1 (a free port) that answers every GET with its name."""
+Respond = Callable[[str, int], tuple[int, float]]  # (path, nth request from 1) -> (status, seconds to wait first)
 
-    def __init__(self, name: str) -> None:
+
+class NamedApp:
+    """An HTTP/1.1 app on 127.0.0.1 (a free port) that answers every GET with its name:
+    200, or what ``respond`` says for the path and the request's number (a failing or
+    slow app). ``paths`` records every path asked, in order."""
+
+    def __init__(self, name: str, respond: Respond | None = None) -> None:
+        self.name = name
         body = name.encode()
+        lock = threading.Lock()
+        paths: list[str] = []
+        self.paths = paths
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK stall
 
             def do_GET(self) -> None:
-                self.send_response(200)
+                with lock:
+                    paths.append(self.path)
+                    nth = len(paths)
+                status, delay = respond(self.path, nth) if respond else (200, 0.0)
+                if delay:
+                    time.sleep(delay)
+                self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

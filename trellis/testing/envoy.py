@@ -1,5 +1,7 @@
-"""A real Envoy seen through its admin port, for integration tests (started by the test,
-stopped by PID: SIGTERM, then SIGKILL after a grace period)."""
+"""Real Envoys for integration tests: one seen through its admin port (``EnvoyProcess``),
+and a mesh of apps with Envoy sidecars around one agent (``EnvoyMesh``). Everything is
+started by the test on free loopback ports and stopped by PID: SIGTERM, then SIGKILL
+after a grace period."""
 
 from __future__ import annotations
 
@@ -9,8 +11,17 @@ import re
 import signal
 import subprocess
 import urllib.request
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from trellis.testing.agent import AgentProcess, free_port
+from trellis.testing.apps import NamedApp, Respond, eventually
+
+DEADLINE = 30.0  # Envoys take a while to come up
+ENVOY_ARGS = ["-l", "warning"]
 
 
 @dataclass
@@ -105,3 +116,101 @@ class EnvoyProcess:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+
+@dataclass
+class EnvoyMesh:
+    """An agent, apps, and a sidecar with a real Envoy per app: what the data-plane
+    integration tests build stories on. Every Envoy is stopped by PID in ``stop``."""
+
+    tmp: Path
+    agent: AgentProcess
+    apps: list[NamedApp] = field(default_factory=list)
+    envoys: dict[str, EnvoyProcess] = field(default_factory=dict)  # service id -> its sidecar's Envoy
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "TRELLIS_HTTP_ADDR": self.agent.http_addr}
+
+    def register(self, name: str, sid: str, *, public: int | None = None, upstreams: list[dict] | None = None,
+                 config: dict | None = None, respond: Respond | None = None, tags: list[str] | None = None,
+                 meta: dict[str, str] | None = None) -> int:
+        """``sid`` with its app and a sidecar (public /health checked every second); its
+        public port. ``tags`` and ``meta`` go on the service (its sidecar inherits them)."""
+        app = NamedApp(sid, respond)
+        self.apps.append(app)
+        public = public or free_port()
+        status, _, text = self.agent.request("PUT", "/v1/agent/service/register", {
+            "Name": name, "ID": sid, "Port": app.port, "Tags": tags or [], "Meta": meta or {},
+            "Connect": {"SidecarService": {
+                "Port": public,
+                "Checks": [{"Name": "public /health", "HTTP": f"http://127.0.0.1:{public}/health", "Interval": "1s"}],
+                "Proxy": {"Config": {"bind_address": "127.0.0.1", **(config or {})}, "Upstreams": upstreams or []}}}})
+        assert status == 200, text
+        return public
+
+    def start_envoy(self, sid: str) -> EnvoyProcess:
+        admin, log_path = free_port(), self.tmp / f"envoy-{sid}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "trellis", "connect", "envoy", "-sidecar-for", sid,
+                 "-admin-bind", f"127.0.0.1:{admin}", "--", *ENVOY_ARGS],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.envoys[sid] = envoy = EnvoyProcess(sid, proc, admin, log_path)
+        return envoy
+
+    def stop(self) -> None:
+        for envoy in self.envoys.values():
+            envoy.stop()
+        for app in self.apps:
+            app.close()
+
+    def proxy(self, sid: str) -> dict:
+        status, _, rows = self.agent.request("GET", "/v1/agent/connect/proxies")
+        assert status == 200, rows
+        return next((r for r in rows if r["ProxyID"] == f"{sid}-sidecar-proxy"), {})
+
+    def in_sync(self, sid: str) -> bool:
+        row = self.proxy(sid)
+        return bool(row.get("SnapshotVersion")) and row.get("AppliedVersion") == row["SnapshotVersion"]
+
+    def nacks(self) -> list[str]:
+        found = [line for line in self.agent.log().splitlines() if "xds:" in line and " rejected " in line]
+        for sid, envoy in self.envoys.items():
+            found += [f"{sid}: {line}" for line in envoy.rejected()]
+        return found
+
+    def warnings(self, sid: str, text: str) -> list[str]:
+        return [line for line in self.agent.log().splitlines()
+                if "[WARNING]" in line and f"{sid}-sidecar-proxy" in line and text in line]
+
+    def diagnose(self) -> str:
+        parts = [f"agent log tail:\n{chr(10).join(self.agent.log().splitlines()[-15:])}"]
+        for sid, envoy in self.envoys.items():
+            tail = envoy.log_path.read_text(errors="replace").splitlines()[-10:]
+            parts.append(f"--- Envoy {sid} (exit {envoy.proc.poll()}):\n" + "\n".join(tail))
+        return "\n".join(parts)
+
+    def wait(self, check: Callable[[], Any], what: str) -> Any:
+        return eventually(check, what, DEADLINE, diagnose=self.diagnose)
+
+    def config_write(self, entry: dict) -> None:
+        status, _, text = self.agent.request("PUT", "/v1/config", entry)
+        assert status == 200, text
+
+    def check_state(self, service_id: str, state: str) -> None:
+        """Force ``service_id`` critical with a TTL check of its own, or lift that (``passing``)."""
+        check_id = f"forced-{service_id}"
+        if state == "passing":
+            status, _, text = self.agent.request("PUT", f"/v1/agent/check/deregister/{check_id}")
+        else:
+            status, _, text = self.agent.request("PUT", "/v1/agent/check/register", {
+                "Name": "forced by the test", "ID": check_id, "ServiceID": service_id, "TTL": "600s",
+                "Status": state})
+        assert status == 200, text
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "trellis", *args], env=self.env, capture_output=True,
+                              text=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+        return done.stdout

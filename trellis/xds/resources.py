@@ -67,7 +67,7 @@ def build_resources(snapshot: ConnectProxySnapshot) -> Resources:
                          *([endpoints.build_local_app_assignment(snapshot)]
                            if has_app and rbac.live_enforcement(snapshot) else [])],
         types.LISTENER: listeners.build_listeners(snapshot, upstreams=upstreams, public=public),
-        types.ROUTE: routes.build_routes(snapshot, public=public),
+        types.ROUTE: routes.build_routes(snapshot, public=public, upstreams=upstreams),
     }
     return {type_url: _by_name(found[type_url]) for type_url in types.ORDER}
 
@@ -96,11 +96,13 @@ def translate(snapshot: ConnectProxySnapshot, previous: Translated | None = None
 
 
 _SNAPSHOT_FIELDS = tuple(f.name for f in fields(ConnectProxySnapshot) if f.name not in ("upstreams", "version", "index"))
-_UPSTREAM_FIELDS = tuple(f.name for f in fields(UpstreamSnapshot) if f.name != "endpoints")
+_UPSTREAM_FIELDS = tuple(f.name for f in fields(UpstreamSnapshot) if f.name not in ("endpoints", "targets"))
 
 
 def same_shape(a: ConnectProxySnapshot, b: ConnectProxySnapshot) -> bool:
-    """Rule 4: equal but for the upstreams' endpoints (and the version and index)."""
+    """Rule 4: equal but for the upstreams' endpoints (and the version and index). A chain
+    target's cluster name and identity follow from the chain and the trust domain, which
+    are compared, so only its endpoints can differ."""
     return (len(a.upstreams) == len(b.upstreams)
             and all(getattr(a, f) == getattr(b, f) for f in _SNAPSHOT_FIELDS)
             and all(getattr(u, f) == getattr(v, f) for u, v in zip(a.upstreams, b.upstreams) for f in _UPSTREAM_FIELDS))
@@ -111,8 +113,9 @@ def _upstream_assignments(snapshot: ConnectProxySnapshot) -> dict[str, delta.Ver
     served = knobs.select_upstreams(snapshot)[0] if ready else ()
     out: dict[str, delta.Versioned] = {}
     for up in served:
-        if up.sni not in out:
-            out[up.sni] = _versioned_assignment(up.sni, up.endpoints)
+        for cluster, given in endpoints.cluster_endpoints(up):
+            if cluster not in out:
+                out[cluster] = _versioned_assignment(cluster, given)
     return out
 
 

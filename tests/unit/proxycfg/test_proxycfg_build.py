@@ -192,3 +192,44 @@ async def test_a_snapshot_watches_only_the_intention_entries_that_can_decide_for
         assert view.index_of(watch) == before  # an unrelated destination wakes nothing
         await entry(writer, {"Kind": "service-intentions", "Name": "*", "Sources": [{"Name": "x", "Action": "deny"}]})
         assert view.index_of(watch) > before
+
+
+# -- discovery chains (build.py rule 7) ------------------------------------------------------
+def versioned(name: str, port: int, version: str, *, node: str = "n1") -> Service:
+    return dataclasses.replace(sidecar(name, port, node=node), id=f"{name}-{version}-sidecar-proxy",
+                               meta={"version": version})
+
+
+async def test_a_default_chain_leaves_the_upstream_as_it_was_and_a_resolver_written_later_rebuilds_it():
+    async with mesh() as (view, writer, _):
+        web = sidecar("web", 21000, upstreams=(Upstream(destination_name="api", local_bind_port=9191),))
+        await put(writer, view, web, versioned("api", 21001, "v1"), versioned("api", 21002, "v2", node="n2"))
+        first = builder.build(view, web, datacenter="dc1", leaf=None, default=ALLOW)
+        (up,) = first.value.upstreams
+        assert up.chain is None and up.targets == () and len(up.endpoints) == 2
+        await entry(writer, {"Kind": "service-resolver", "Name": "api", "DefaultSubset": "v2", "Subsets": {
+            "v1": {"Filter": "Service.Meta.version == v1"}, "v2": {"Filter": "Service.Meta.version == v2"}}})
+        assert view.index_of(first.watch) > first.index  # the resolver is in the watch set
+        (up,) = builder.build(view, web, datacenter="dc1", leaf=None, default=ALLOW).value.upstreams
+        assert up.chain is not None and up.chain.start == "resolver:v2.api.default.default.dc1"
+        assert {t.id: [e.service_id for e in t.endpoints] for t in up.targets} == {
+            "v2.api.default.default.dc1": ["api-v2-sidecar-proxy"]}
+        assert up.targets[0].sni == f"v2.{up.sni}" and up.targets[0].spiffe_id == up.spiffe_id
+        assert [e.service_id for e in up.endpoints] == ["api-v2-sidecar-proxy"]  # the L4 default path
+
+
+async def test_a_chain_target_with_only_passing_drops_warning_instances_and_a_redirect_moves_the_identity():
+    async with mesh() as (view, writer, ca):
+        web = sidecar("web", 21000, upstreams=(Upstream(destination_name="api", local_bind_port=9191),))
+        ok_, warn = versioned("new-api", 21001, "v1"), versioned("new-api", 21002, "v1", node="n2")
+        await put(writer, view, web, ok_, dataclasses.replace(warn, id="new-api-w-sidecar-proxy"),
+                  Check(node="n2", check_id="slow", name="slow", service_id="new-api-w-sidecar-proxy",
+                        service_name=warn.name, status=CheckStatus.WARNING))
+        await entry(writer, {"Kind": "service-resolver", "Name": "api", "Redirect": {"Service": "new-api"}})
+        await entry(writer, {"Kind": "service-resolver", "Name": "new-api", "DefaultSubset": "good",
+                             "Subsets": {"good": {"Filter": "Service.Meta.version == v1", "OnlyPassing": True}}})
+        (up,) = builder.build(view, web, datacenter="dc1", leaf=None, default=ALLOW).value.upstreams
+        (target,) = up.targets
+        assert target.id == "good.new-api.default.default.dc1"
+        assert [e.service_id for e in target.endpoints] == ["new-api-v1-sidecar-proxy"]
+        assert target.spiffe_id.endswith("/ns/default/dc/dc1/svc/new-api")

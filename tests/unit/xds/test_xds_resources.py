@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 from envoy.config.cluster.v3 import cluster_pb2
@@ -11,8 +12,9 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from google.protobuf import json_format
-from xds_scenarios import ALLOW_DEFAULT, snapshot, upstream
+from xds_scenarios import ALLOW_DEFAULT, scenarios, snapshot, upstream
 
+from trellis.proxycfg.build import from_json, to_json
 from trellis.proxycfg.model import Endpoint, PublicListener
 from trellis.xds import delta, types
 from trellis.xds.resources import build_resources, consistency_problems, refused_upstreams, translate
@@ -312,3 +314,22 @@ def test_proxies_with_the_same_upstream_share_its_assignment() -> None:
     web = translate(snapshot(service="web", upstreams=(_UPSTREAM,)))
     db = translate(snapshot(service="db", upstreams=(_UPSTREAM,)))
     assert web.desired[types.ENDPOINT][_UPSTREAM.sni] is db.desired[types.ENDPOINT][_UPSTREAM.sni]
+
+
+@pytest.mark.parametrize("name", ["http_router_splitter_resolver", "tcp_redirect_and_failover"])
+def test_a_snapshot_with_a_chain_survives_its_json_form_for_the_builtin_proxy(name: str) -> None:
+    snap = scenarios()[name]
+    assert from_json(json.loads(json.dumps(to_json(snap)))) == snap
+
+
+def test_chain_resources_hang_together_and_an_endpoint_change_touches_only_assignments() -> None:
+    snap = scenarios()["tcp_redirect_and_failover"]
+    assert consistency_problems(build_resources(snap)) == []
+    (up,) = snap.upstreams
+    moved = dataclasses.replace(snap, upstreams=(dataclasses.replace(up, targets=tuple(
+        dataclasses.replace(t, endpoints=(_MOVED,)) for t in up.targets)),))
+    before = translate(snap)
+    after = translate(moved, before)
+    assert after.desired == delta.version_resources(build_resources(moved))
+    assert after.desired[types.CLUSTER] is before.desired[types.CLUSTER]
+    assert after.desired[types.ENDPOINT] != before.desired[types.ENDPOINT]

@@ -19,7 +19,8 @@ from trellis.connect import spiffe
 from trellis.connect.ca import certs
 from trellis.connect.intentions.index import IntentionIndex
 from trellis.connect.intentions.model import Intention
-from trellis.proxycfg.build import sni_name
+from trellis.config.entry.chain import compile_chain
+from trellis.proxycfg.build import default_target, sni_name, target_snapshot
 from trellis.proxycfg.model import (
     ConnectProxySnapshot,
     DefaultDecision,
@@ -143,6 +144,81 @@ L7_INTENTIONS = intentions(
 )
 
 
+class _Entries:
+    """config/entry/chain.py's reader over a list of entries (Consul JSON)."""
+
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
+        decoded = [decode_entry(e) for e in entries]
+        self.table = {(e.KIND, e.namespace, e.name): e for e in decoded}
+
+    def get(self, kind: str, ns: str, name: str) -> Any:
+        return self.table.get((kind, ns, name))
+
+    def protocol(self, ns: str, name: str) -> str:
+        sd = self.table.get(("service-defaults", ns, name))
+        return sd.protocol if sd is not None and sd.protocol else "tcp"
+
+
+def chain_upstream(name: str, port: int, entries: list[dict[str, Any]],
+                   endpoints: dict[str, tuple[Endpoint, ...]], **kw: Any) -> UpstreamSnapshot:
+    """An upstream to ``name`` whose discovery chain ``entries`` make, each target's
+    instances given by target id (as proxycfg/build.py fills them from the catalog)."""
+    chain = compile_chain(_Entries(entries), "default", name, DC)
+    targets = tuple(target_snapshot(t, TD, endpoints.get(t.id, ())) for t in chain.targets)
+    default = next(t.endpoints for t in targets if t.id == default_target(chain))
+    return upstream(name, port, protocol=chain.protocol, endpoints=default, chain=chain, targets=targets, **kw)
+
+
+def _ep(address: str, sid: str, health: str = "passing") -> Endpoint:
+    return Endpoint(address, 21000, "n1", sid, health)
+
+
+HTTP_DEFAULTS = [{"Kind": "service-defaults", "Name": n, "Protocol": "http"} for n in ("api", "api-v2", "billing")]
+ROUTER_SPLITTER_RESOLVER = [
+    *HTTP_DEFAULTS,
+    {"Kind": "service-router", "Name": "api", "Routes": [
+        {"Match": {"HTTP": {"PathExact": "/health", "Methods": ["GET", "HEAD"]}},
+         "Destination": {"Service": "billing", "RequestTimeout": "2s", "IdleTimeout": "30s"}},
+        {"Match": {"HTTP": {"PathPrefix": "/admin/", "CaseInsensitive": True,
+                            "Header": [{"Name": "x-team", "Exact": "sre"}, {"Name": "x-debug", "Present": True,
+                                                                              "Invert": True}],
+                            "QueryParam": [{"Name": "canary", "Exact": "1"}, {"Name": "trace", "Present": True}]}},
+         "Destination": {"ServiceSubset": "v2", "PrefixRewrite": "/", "NumRetries": 3,
+                         "RetryOnConnectFailure": True, "RetryOn": ["reset", "5xx"],
+                         "RetryOnStatusCodes": [503, 429],
+                         "RequestHeaders": {"Add": {"x-from": "router"}, "Set": {"x-route": "admin"},
+                                            "Remove": ["x-secret"]},
+                         "ResponseHeaders": {"Set": {"x-served-by": "api-v2"}}}},
+        {"Match": {"HTTP": {"PathRegex": "/v[0-9]+/.*", "Header": [{"Name": "x-version", "Regex": "2|3"},
+                                                                   {"Name": "x-p", "Prefix": "a"},
+                                                                   {"Name": "x-s", "Suffix": "z"}]}},
+         "Destination": {"Service": "api-v2"}},
+    ]},
+    {"Kind": "service-splitter", "Name": "api", "Splits": [
+        {"Weight": 90, "ServiceSubset": "v1", "RequestHeaders": {"Set": {"x-split": "v1"}}},
+        {"Weight": 10, "ServiceSubset": "v2", "ResponseHeaders": {"Add": {"x-split": "v2"}}},
+    ]},
+    {"Kind": "service-resolver", "Name": "api", "DefaultSubset": "v1", "ConnectTimeout": "3s",
+     "RequestTimeout": "20s",
+     "Subsets": {"v1": {"Filter": "Service.Meta.version == v1"},
+                 "v2": {"Filter": "Service.Meta.version == v2", "OnlyPassing": True}},
+     "LoadBalancer": {"Policy": "ring_hash", "RingHashConfig": {"MinimumRingSize": 1024, "MaximumRingSize": 8192},
+                      "HashPolicies": [{"Field": "header", "FieldValue": "x-user"},
+                                       {"Field": "cookie", "FieldValue": "sid", "CookieConfig": {"TTL": "1h",
+                                                                                              "Path": "/"}},
+                                       {"Field": "query_parameter", "FieldValue": "u"},
+                                       {"SourceIP": True, "Terminal": True}]}},
+    {"Kind": "service-resolver", "Name": "billing", "LoadBalancer": {
+        "Policy": "least_request", "LeastRequestConfig": {"ChoiceCount": 3}}},
+]
+TCP_REDIRECT_FAILOVER = [
+    {"Kind": "service-resolver", "Name": "db", "Redirect": {"Service": "db-primary"}},
+    {"Kind": "service-resolver", "Name": "db-primary", "ConnectTimeout": "1500ms",
+     "Failover": {"*": {"Targets": [{"Service": "db-replica"}, {"Service": "db-backup"}]}},
+     "LoadBalancer": {"Policy": "maglev"}},
+]
+
+
 def scenarios() -> dict[str, ConnectProxySnapshot]:
     """The golden scenarios (STYLE.md §6: keep the set small)."""
     api = upstream("api", 9191, endpoints=_api_endpoints(), connect_timeout_ms=2500, config={
@@ -160,6 +236,16 @@ def scenarios() -> dict[str, ConnectProxySnapshot]:
                                 endpoints=(Endpoint("10.0.1.1", 20001, "n1", "cache-sidecar-proxy", "passing"),)),
                        upstream("db", 9393, error="upstream db is in datacenter 'dc2'"))),
         "default_deny_no_intentions_two_roots": snapshot(root_count=2),
+        "http_router_splitter_resolver": snapshot(upstreams=(chain_upstream("api", 9494, ROUTER_SPLITTER_RESOLVER, {
+            "v1.api.default.default.dc1": (_ep("10.0.2.1", "api-1-sidecar-proxy"),),
+            "v2.api.default.default.dc1": (_ep("10.0.2.2", "api-2-sidecar-proxy"),),
+            "billing.default.default.dc1": (_ep("10.0.2.3", "billing-1-sidecar-proxy"),),
+            "api-v2.default.default.dc1": (_ep("10.0.2.4", "api-v2-1-sidecar-proxy"),),
+        }),)),
+        "tcp_redirect_and_failover": snapshot(upstreams=(chain_upstream("db", 9595, TCP_REDIRECT_FAILOVER, {
+            "db-primary.default.default.dc1": (_ep("10.0.3.1", "db-primary-1-sidecar-proxy", "critical"),),
+            "db-replica.default.default.dc1": (_ep("10.0.3.2", "db-replica-1-sidecar-proxy"),),
+        }),)),
     }
 
 

@@ -1,14 +1,16 @@
-"""Would a service's discovery chain compile? The cross-entry check of routers,
-splitters and resolvers (pure).
+"""A service's discovery chain, compiled from its routers, splitters and resolvers, and
+the cross-entry check that it compiles at all (pure).
 
     router (the service's own) ──▶ splitters (recursively) ──▶ resolvers
                                                                (redirect, default subset,
                                                                 failover targets)
 
-Consul compiles the chain of every service a write can affect and refuses the write
-when one breaks (``agent/consul/discoverychain/compile.go``). ``check_chain`` walks the
-same path over the entries (as they would be after the write) without building the
-graph, and raises ``InvalidEntry`` with Consul's message.
+``compile_chain`` builds the graph the data planes route by (``CompiledChain``: nodes by
+name, and the targets the resolvers land on), as Consul's
+``agent/consul/discoverychain/compile.go`` does. Writes use the same walk through
+``check_chain``: Consul compiles the chain of every service a write can affect and
+refuses the write when one breaks; the refusal is an ``InvalidEntry`` with Consul's
+message.
 
 Rules:
 1. Every service the chain reaches has the chain's protocol, which is the protocol of
@@ -28,6 +30,21 @@ Rules:
    failover.
 6. Failover applies to the subset in use (or ``*``), as in Consul: targets are
    resolved like redirects and checked by rules 1, 3 and 5.
+7. Nodes are named as Consul names them: ``router:<svc>.<ns>.<partition>``,
+   ``splitter:<svc>.<ns>.<partition>``, ``resolver:<target id>``. A router's routes keep
+   their entry order and end with the implicit catch-all to the service; a route's or a
+   split's ``next`` is the node it leads to. A split to the splitter's own service (no
+   subset) goes to that service's resolver, not back to the splitter.
+8. A resolver node holds its target (after redirects and the default subset), the
+   failover targets in order (empty without failover), its timeouts (``ConnectTimeout``
+   defaults to 5 s when unset, Consul's compile-time default; ``RequestTimeout`` 0 means
+   the data plane's) and its load balancer. A target carries the subset's ``Filter`` and
+   ``OnlyPassing``, which select its instances, and the ``ConnectTimeout`` and load
+   balancer of the resolver where it landed (a failover target's own, not the failing
+   one's).
+9. ``default`` is true when the chain is just the implicit resolver of the service
+   itself: no router, no splitter, and no resolver entry anywhere on it. Such a chain
+   needs nothing beyond the plain upstream the data planes already build.
 """
 
 from __future__ import annotations
@@ -38,9 +55,18 @@ from typing import Any, Protocol
 from trellis.config.entry.errors import InvalidEntry
 from trellis.config.entry.fields import HTTP_LIKE, shown
 from trellis.config.entry.model import ServiceDefaults
-from trellis.config.entry.model_chain import ServiceResolver, ServiceRouter, ServiceSplitter
+from trellis.config.entry.model_chain import (
+    LoadBalancer,
+    ServiceResolver,
+    ServiceRouteDestination,
+    ServiceRouteHTTPMatch,
+    ServiceRouter,
+    ServiceSplitter,
+)
+from trellis.config.entry.model import HTTPHeaderModifiers
 
 PARTITION = "default"
+DEFAULT_CONNECT_TIMEOUT = 5.0  # seconds (rule 8)
 
 
 class Entries(Protocol):
@@ -81,6 +107,75 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainTarget:
+    """Rule 8: instances of ``service`` (the subset's, when ``subset`` is set) in a namespace
+    and datacenter."""
+
+    id: str
+    service: str
+    namespace: str
+    datacenter: str
+    subset: str = ""
+    filter: str = ""  # the subset's ?filter expression over the health-service shape
+    only_passing: bool = False
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # seconds, from the target's own resolver
+    load_balancer: LoadBalancer | None = None  # the target's own resolver's
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRoute:
+    """One route of a router node: ``match`` None matches everything."""
+
+    match: ServiceRouteHTTPMatch | None
+    destination: ServiceRouteDestination | None  # timeouts, retries, rewrite, headers
+    next: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSplit:
+    weight: float  # percent, two decimals
+    next: str
+    request_headers: HTTPHeaderModifiers | None = None
+    response_headers: HTTPHeaderModifiers | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainResolver:
+    target: str  # target id
+    failover: tuple[str, ...] = ()  # target ids, in order
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # seconds
+    request_timeout: float = 0.0  # seconds; 0: the data plane's default
+    load_balancer: LoadBalancer | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainNode:
+    kind: str  # "router" | "splitter" | "resolver"
+    name: str
+    routes: tuple[ChainRoute, ...] = ()
+    splits: tuple[ChainSplit, ...] = ()
+    resolver: ChainResolver | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledChain:
+    service: str
+    namespace: str
+    datacenter: str
+    protocol: str
+    start: str  # the first node's name
+    nodes: tuple[ChainNode, ...]  # sorted by name
+    targets: tuple[ChainTarget, ...]  # sorted by id
+    default: bool = False  # rule 9
+
+    def node(self, name: str) -> ChainNode:
+        return next(n for n in self.nodes if n.name == name)
+
+    def target(self, target_id: str) -> ChainTarget:
+        return next(t for t in self.targets if t.id == target_id)
+
+
+@dataclass(frozen=True, slots=True)
 class ChainSummary:
     protocol: str
     top: str  # "router" | "splitter" | "resolver": the chain's first step
@@ -88,6 +183,13 @@ class ChainSummary:
 
 def check_chain(entries: Entries, namespace: str, name: str, datacenter: str) -> ChainSummary:
     """Raise ``InvalidEntry`` if the chain of ``namespace/name`` does not compile. Pure."""
+    chain = compile_chain(entries, namespace, name, datacenter)
+    return ChainSummary(chain.protocol, chain.start.split(":", 1)[0])
+
+
+def compile_chain(entries: Entries, namespace: str, name: str, datacenter: str) -> CompiledChain:
+    """The chain of ``namespace/name`` as seen from ``datacenter`` (rules 1-9); raises
+    ``InvalidEntry`` when it does not compile. Pure."""
     return _Walk(entries, namespace, name, datacenter).run()
 
 
@@ -100,36 +202,44 @@ class _Walk:
         self.entries, self.ns, self.name, self.dc = entries, ns, name, dc
         self.protocol = ""
         self.advanced = False
-        self.splitters_done: set[tuple[str, str]] = set()
-        self.resolved: set[str] = set()
+        self.customized = False  # rule 9: a resolver entry was met
+        self.nodes: dict[str, ChainNode] = {}
+        self.targets: dict[str, ChainTarget] = {}
+        self.resolved: dict[str, str] = {}  # requested target id -> its resolver node
         self.loop: str = ""  # the first splitter loop found (rule 2 comes after rule 4, as in Consul)
 
-    def run(self) -> ChainSummary:
+    def run(self) -> CompiledChain:
         self._record(self.ns, self.name)  # rule 1
         router: ServiceRouter | None = self.entries.get(ServiceRouter.KIND, self.ns, self.name)
         if router is not None:
             self.advanced = True
-            top = "router"
-            path = [_node("router", self.ns, self.name)]
+            start = _node("router", self.ns, self.name)
+            path = [start]
+            routes = []
             for route in router.routes:
                 d = route.destination
                 svc = (d.service if d else "") or self.name
                 ns = (d.namespace if d else "") or self.ns
                 if d is not None and d.service_subset:
-                    self._resolver(Target(svc, ns, self.dc, d.service_subset))
+                    nxt = self._resolver(Target(svc, ns, self.dc, d.service_subset))
                 else:
-                    self._splitter_or_resolver(svc, ns, path)
-            self._splitter_or_resolver(self.name, self.ns, path)  # the implicit catch-all route
+                    nxt = self._splitter_or_resolver(svc, ns, path)
+                routes.append(ChainRoute(route.match.http if route.match else None, d, nxt))
+            routes.append(ChainRoute(None, None, self._splitter_or_resolver(self.name, self.ns, path)))  # catch-all
+            self.nodes[start] = ChainNode("router", start, routes=tuple(routes))
         else:
-            has_splitter = self.entries.get(ServiceSplitter.KIND, self.ns, self.name) is not None
-            top = "splitter" if has_splitter else "resolver"
-            self._splitter_or_resolver(self.name, self.ns, [])
+            start = self._splitter_or_resolver(self.name, self.ns, [])
         if self.loop:
             raise InvalidEntry("Splits", f"detected circular reference: [{self.loop}]")
         if self.advanced and self.protocol not in HTTP_LIKE:
             raise InvalidEntry("Protocol", f'discovery chain "{self.name}" uses a protocol "{self.protocol}" that '
                                            "does not permit advanced routing or splitting behavior")
-        return ChainSummary(self.protocol, top)
+        return CompiledChain(
+            service=self.name, namespace=self.ns, datacenter=self.dc, protocol=self.protocol, start=start,
+            nodes=tuple(self.nodes[n] for n in sorted(self.nodes)),
+            targets=tuple(self.targets[t] for t in sorted(self.targets)),
+            default=not self.advanced and not self.customized,
+        )
 
     def _record(self, ns: str, name: str) -> None:
         protocol = self.entries.protocol(ns, name)
@@ -139,34 +249,58 @@ class _Walk:
             raise InvalidEntry("Protocol", f'discovery chain "{self.name}" uses inconsistent protocols; service '
                                            f'"{shown(ns, name)}" has "{protocol}" which is not "{self.protocol}"')
 
-    def _splitter_or_resolver(self, svc: str, ns: str, path: list[str]) -> None:
+    def _splitter_or_resolver(self, svc: str, ns: str, path: list[str]) -> str:
         splitter: ServiceSplitter | None = self.entries.get(ServiceSplitter.KIND, ns, svc)
         if splitter is None:
-            self._resolver(Target(svc, ns, self.dc))
-            return
+            return self._resolver(Target(svc, ns, self.dc))
         self.advanced = True
         node = _node("splitter", ns, svc)
         if node in path:
             self.loop = self.loop or " -> ".join((*path, node))
-            return
-        if (ns, svc) in self.splitters_done:
-            return
-        self.splitters_done.add((ns, svc))
+            return node
+        if node in self.nodes:
+            return node
+        self.nodes[node] = ChainNode("splitter", node)  # placeholder: a loop back here is caught above
+        splits = []
         for split in splitter.splits:
             target_svc, target_ns = split.service or svc, split.namespace or ns
             if (target_svc, target_ns) != (svc, ns) and not split.service_subset:
-                self._splitter_or_resolver(target_svc, target_ns, [*path, node])
+                nxt = self._splitter_or_resolver(target_svc, target_ns, [*path, node])
             else:
-                self._resolver(Target(target_svc, target_ns, self.dc, split.service_subset))
+                nxt = self._resolver(Target(target_svc, target_ns, self.dc, split.service_subset))
+            splits.append(ChainSplit(split.weight, nxt, split.request_headers, split.response_headers))
+        self.nodes[node] = ChainNode("splitter", node, splits=tuple(splits))
+        return node
 
-    def _resolver(self, target: Target, *, for_failover: bool = False) -> None:
+    def _resolver(self, target: Target) -> str:
+        """The resolver node for ``target`` (rules 3-8)."""
+        requested = target.id
+        if requested in self.resolved:
+            return self.resolved[requested]
+        target, resolver = self._land(target)
+        name = self.resolved[requested] = f"resolver:{target.id}"
+        if name in self.nodes:
+            return name
+        failover = [self._land(t)[0].id for t in (self._failover_targets(target, resolver) if resolver else ())]
+        self.nodes[name] = ChainNode("resolver", name, resolver=ChainResolver(
+            target=target.id, failover=tuple(failover),
+            connect_timeout=(resolver.connect_timeout if resolver and resolver.connect_timeout
+                             else DEFAULT_CONNECT_TIMEOUT),
+            request_timeout=resolver.request_timeout if resolver else 0.0,
+            load_balancer=resolver.load_balancer if resolver else None,
+        ))
+        return name
+
+    def _land(self, target: Target) -> tuple[Target, ServiceResolver | None]:
+        """Where ``target`` lands after redirects and the default subset, checked (rules 1,
+        3-5) and recorded as a chain target, with the resolver entry that decides there."""
         history: list[str] = []
         while True:
-            if target.id in self.resolved:
-                return
             self._record(target.namespace, target.service)
             resolver: ServiceResolver | None = self.entries.get(ServiceResolver.KIND, target.namespace,
                                                                 target.service)
+            if resolver is not None:
+                self.customized = True
             if target.id in history:
                 loop = " -> ".join((*history, target.id))
                 raise InvalidEntry("Redirect", f"detected circular resolver redirect: [{loop}]")
@@ -185,12 +319,19 @@ class _Walk:
             raise InvalidEntry("ServiceSubset", f'service "{target.service}" does not have a subset named '
                                                 f'"{target.subset}"')
         self._external(target, resolver)
-        if for_failover:
-            return
-        self.resolved.add(target.id)
-        if resolver is not None and resolver.failover:
-            for t in self._failover_targets(target, resolver):
-                self._resolver(t, for_failover=True)
+        self._add_target(target, resolver)
+        return target, resolver
+
+    def _add_target(self, target: Target, resolver: ServiceResolver | None) -> None:
+        subset = resolver.subsets.get(target.subset) if (resolver is not None and target.subset) else None
+        self.targets[target.id] = ChainTarget(
+            id=target.id, service=target.service, namespace=target.namespace, datacenter=target.datacenter,
+            subset=target.subset, filter=subset.filter if subset else "",
+            only_passing=subset.only_passing if subset else False,
+            connect_timeout=(resolver.connect_timeout if resolver is not None and resolver.connect_timeout
+                             else DEFAULT_CONNECT_TIMEOUT),
+            load_balancer=resolver.load_balancer if resolver is not None else None,
+        )
 
     def _external(self, target: Target, resolver: ServiceResolver | None) -> None:
         """Rule 5."""

@@ -18,6 +18,7 @@ Rules (reference/envoy-xds.md §2.4, §2.6, §8):
 4. Two upstreams with the same destination share one cluster (the first one's settings):
    the cluster name is the SNI name. NOTE: Consul gives an upstream that overrides the
    protocol or timeouts its own ``<hash>~<sni>`` cluster; trellis does not yet.
+5. An upstream with a discovery chain gets its chain's clusters instead (chains.py).
 """
 
 from __future__ import annotations
@@ -47,7 +48,12 @@ def build_clusters(snapshot: ConnectProxySnapshot, *, upstreams: tuple[UpstreamS
     (the served ones, knobs.py), sorted by name."""
     clusters: dict[str, cluster_pb2.Cluster] = {}
     for up in upstreams:
-        clusters.setdefault(up.sni, build_upstream_cluster(snapshot, up))
+        if up.chain is not None:  # rule 5
+            from trellis.xds.translate import chains  # chains.py builds on this module
+            for c in chains.build_clusters(snapshot, up):
+                clusters.setdefault(c.name, c)
+        else:
+            clusters.setdefault(up.sni, build_upstream_cluster(snapshot, up))
     if local_app:
         clusters[types.LOCAL_APP] = build_local_app(snapshot)
     return [clusters[name] for name in sorted(clusters)]
@@ -80,15 +86,22 @@ def build_local_app(snapshot: ConnectProxySnapshot) -> cluster_pb2.Cluster:
 
 def build_upstream_cluster(snapshot: ConnectProxySnapshot, up: UpstreamSnapshot) -> cluster_pb2.Cluster:
     """Rules 2-3."""
+    return eds_cluster(snapshot, up, name=up.sni, spiffe_id=up.spiffe_id,
+                       connect_timeout_ms=knobs.connect_timeout_ms(up.connect_timeout_ms))
+
+
+def eds_cluster(snapshot: ConnectProxySnapshot, up: UpstreamSnapshot, *, name: str, spiffe_id: str,
+                connect_timeout_ms: int) -> cluster_pb2.Cluster:
+    """Rules 2-3 for one cluster of ``up``: ``name`` is its SNI too (chains.py uses it per target)."""
     cluster = _Cluster(
-        name=up.sni,
-        alt_stat_name=up.sni,
+        name=name,
+        alt_stat_name=name,
         type=_Cluster.EDS,
         eds_cluster_config=_Cluster.EdsClusterConfig(eds_config=core.ads_source()),
-        connect_timeout=core.duration(knobs.connect_timeout_ms(up.connect_timeout_ms)),
+        connect_timeout=core.duration(connect_timeout_ms),
         common_lb_config=_Cluster.CommonLbConfig(healthy_panic_threshold=percent_pb2.Percent(value=0)),
         outlier_detection=outlier_detection(knobs.outlier_detection(up)),
-        transport_socket=tls.transport_socket(tls.upstream_context(leaf_name(snapshot), up.sni, up.spiffe_id)),
+        transport_socket=tls.transport_socket(tls.upstream_context(leaf_name(snapshot), name, spiffe_id)),
     )
     limits = knobs.upstream_limits(up)
     if limits:

@@ -19,6 +19,8 @@ Rules (DESIGN: one health rule; reference/envoy-xds.md §2.8):
    built once per distinct pair and the message shared (``assignment``): when one change
    moves an upstream that a thousand proxies have, it is translated once, not a thousand
    times.
+7. An upstream with a discovery chain has one assignment per chain target, named by the
+   target's cluster (chains.py rule 1).
 """
 
 from __future__ import annotations
@@ -40,9 +42,17 @@ def build_endpoints(upstreams: tuple[UpstreamSnapshot, ...]) -> list[endpoint_pb
     """Rules 1-4: one assignment per distinct cluster of ``upstreams`` (the served ones), sorted by name."""
     assignments: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
     for up in upstreams:
-        if up.sni not in assignments:
-            assignments[up.sni] = assignment(up.sni, up.endpoints)
+        for cluster, given in cluster_endpoints(up):
+            if cluster not in assignments:
+                assignments[cluster] = assignment(cluster, given)
     return [assignments[name] for name in sorted(assignments)]
+
+
+def cluster_endpoints(up: UpstreamSnapshot) -> list[tuple[str, tuple[Endpoint, ...]]]:
+    """(EDS cluster, endpoints) of an upstream: its own, or one per chain target (rule 7)."""
+    if up.chain is not None:
+        return [(t.sni, t.endpoints) for t in up.targets]
+    return [(up.sni, up.endpoints)]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -30,6 +30,8 @@ Rules (reference/envoy-xds.md §0, §2.2, §2.3, §2.5, §8):
    ``upstream.<service>.<ns>.default.<dc>``.
 4. Names and lists come out sorted (the public listener's two chains in the fixed order
    above), so equal snapshots give byte-identical listeners.
+5. An upstream with a discovery chain (chains.py): tcp sends to the start resolver's
+   cluster; http-like takes the chain's routes over RDS, named by the upstream id.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from google.protobuf import message, wrappers_pb2
 
 from trellis.proxycfg.model import ConnectProxySnapshot, UpstreamSnapshot
 from trellis.xds import types
-from trellis.xds.translate import core, knobs, rbac, tls
+from trellis.xds.translate import chains, core, knobs, rbac, tls
 from trellis.xds.translate.secrets import leaf_name
 
 TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
@@ -188,11 +190,16 @@ def upstream_stat_prefix(up: UpstreamSnapshot) -> str:
 
 def build_upstream_listener(up: UpstreamSnapshot) -> listener_pb2.Listener:
     stat_prefix = upstream_stat_prefix(up)
-    if knobs.is_http(up.protocol):
+    if knobs.is_http(up.protocol) and up.chain is not None:  # rule 5: the chain's routes over RDS
+        manager = _http_manager(stat_prefix, up.protocol, None, [_router()])
+        manager.rds.CopyFrom(hcm_pb2.Rds(config_source=core.ads_source(), route_config_name=upstream_id(up)))
+        filters = [network_filter(HTTP_CONNECTION_MANAGER, manager)]
+    elif knobs.is_http(up.protocol):
         route = _one_route(upstream_id(up), route_components_pb2.RouteAction(cluster=up.sni))
         filters = [network_filter(HTTP_CONNECTION_MANAGER, _http_manager(stat_prefix, up.protocol, route, [_router()]))]
     else:
-        filters = [network_filter(TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=up.sni))]
+        cluster = chains.start_cluster(up) if up.chain is not None else up.sni
+        filters = [network_filter(TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster))]
     return listener_pb2.Listener(
         name=upstream_listener_name(up),
         address=core.socket_address(up.local_bind_address, up.local_bind_port),

@@ -1,4 +1,5 @@
-"""Routes served over RDS (pure): the public listener's HTTP route to ``local_app``.
+"""Routes served over RDS (pure): the public listener's HTTP route to ``local_app``, and
+the routes of http-like upstreams with a discovery chain (chains.py).
 
 Rule: the route carries the intentions' HTTP RBAC as per-route config
 (``envoy.filters.http.rbac`` → ``RBACPerRoute``), which replaces the listener's
@@ -12,19 +13,27 @@ from __future__ import annotations
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
 
-from trellis.proxycfg.model import ConnectProxySnapshot
+from trellis.proxycfg.model import ConnectProxySnapshot, UpstreamSnapshot
 from trellis.xds import types
-from trellis.xds.translate import core, knobs, listeners, rbac
+from trellis.xds.translate import chains, core, knobs, listeners, rbac
 
 
-def build_routes(snapshot: ConnectProxySnapshot, *, public: bool) -> list[route_pb2.RouteConfiguration]:
-    """The public route when the public listener speaks HTTP, else nothing."""
-    if not public or not knobs.is_http(snapshot.public.protocol):
-        return []
+def build_routes(snapshot: ConnectProxySnapshot, *, public: bool,
+                 upstreams: tuple[UpstreamSnapshot, ...] = ()) -> list[route_pb2.RouteConfiguration]:
+    """The public route when the public listener speaks HTTP, and one route per http-like
+    upstream with a discovery chain (chains.py rule 3), named by the upstream id."""
+    out = {listeners.upstream_id(up): chains.build_route(up, listeners.upstream_id(up))
+           for up in reversed(upstreams) if up.chain is not None and knobs.is_http(up.protocol)}
+    if public and knobs.is_http(snapshot.public.protocol):
+        out[types.PUBLIC_LISTENER] = _public_route(snapshot)
+    return [out[name] for name in sorted(out)]
+
+
+def _public_route(snapshot: ConnectProxySnapshot) -> route_pb2.RouteConfiguration:
     per_route = http_rbac_pb2.RBACPerRoute(rbac=rbac.build_http_filter(snapshot))
     route = route_components_pb2.Route(
         match=route_components_pb2.RouteMatch(prefix="/"), route=listeners.public_route_action(snapshot),
         typed_per_filter_config={rbac.HTTP_FILTER: core.pack(per_route)},
     )
-    return [route_pb2.RouteConfiguration(name=types.PUBLIC_LISTENER, virtual_hosts=[
-        route_components_pb2.VirtualHost(name=types.PUBLIC_LISTENER, domains=["*"], routes=[route])])]
+    return route_pb2.RouteConfiguration(name=types.PUBLIC_LISTENER, virtual_hosts=[
+        route_components_pb2.VirtualHost(name=types.PUBLIC_LISTENER, domains=["*"], routes=[route])])
