@@ -18,6 +18,7 @@ from trellis.api import codec, filtering, params
 from trellis.api.app import AUTHZ, CTX, json_response, read_json, text
 from trellis.api.blocking import parse_query_options
 from trellis.catalog import definition
+from trellis.catalog.gateway import kind_watch, with_effective_kind
 from trellis.catalog.model import CheckStatus, CheckType
 from trellis.catalog.query import aggregate_status, worst_status
 from trellis.errors import InvalidInput, NotFound
@@ -69,17 +70,22 @@ async def services(request: web.Request) -> web.Response:
     flt = filtering.compile_filter(request.query.get("filter", ""), bexpr.NODE_SERVICE)
     ns = params.namespace(request.query, request.headers, wildcard=True)
     docs = {
-        s.id: codec.encode_agent_service(s) for s in ctx.local.services()
+        s.id: codec.encode_agent_service(_effective(ctx, s)) for s in ctx.local.services()
         if (ns == "*" or s.namespace == ns) and authz.allowed("service", s.name, Access.READ)
     }
     return json_response(request, filtering.select_map(flt, docs))
+
+
+def _effective(ctx, s):
+    """``s`` as the API shows it: with its effective kind (catalog/gateway.py)."""
+    return with_effective_kind(ctx.view, s)[0]
 
 
 def _service_doc(ctx, service_id: str, ns: str) -> dict | None:
     s = ctx.local.service(service_id, ns)
     if s is None:
         return None
-    doc = codec.encode_agent_service(s)
+    doc = codec.encode_agent_service(_effective(ctx, s))
     doc["ContentHash"] = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
     return doc
 
@@ -98,7 +104,9 @@ async def service(request: web.Request) -> web.Response:
     if want and want == doc["ContentHash"]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + opts.wait + random.uniform(0, opts.wait / 16)
-        watch = [("node-services", ctx.node_name.lower())]
+        found = ctx.local.service(sid, ns)
+        # its kind may come from a gateway config entry: writing that entry changes the hash
+        watch = [("node-services", ctx.node_name.lower()), *(kind_watch(found) if found else ())]
         while doc is not None and doc["ContentHash"] == want:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -269,7 +277,7 @@ def _health_doc(ctx, s) -> tuple[CheckStatus, dict]:
     status = aggregate_status(checks)
     return status, {
         "AggregatedStatus": status.value,
-        "Service": codec.encode_agent_service(s),
+        "Service": codec.encode_agent_service(_effective(ctx, s)),
         "Checks": [codec.encode_check(c) for c in checks],
     }
 

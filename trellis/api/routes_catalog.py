@@ -8,9 +8,13 @@ from trellis import filter as bexpr
 from trellis.acl import Access
 from trellis.api import codec, filtering, params
 from trellis.api.app import AUTHZ, CTX, json_response, json_result, read_json, shared_result
-from trellis.api.reads import start_read
+from trellis.api.blocking import block, parse_query_options
+from trellis.api.codec_gateway import encode_gateway_service
+from trellis.api.reads import check_dc, start_read
+from trellis.catalog import gateway_services as gwsvc
 from trellis.catalog import query
 from trellis.catalog import registration as catreg
+from trellis.errors import InvalidInput
 
 
 def add_routes(r: web.UrlDispatcher) -> None:
@@ -23,6 +27,7 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/v1/catalog/connect/{name:.*}", connect)
     r.add_get("/v1/catalog/node/{node:.*}", node)
     r.add_get("/v1/catalog/node-services/{node:.*}", node_services)
+    r.add_get("/v1/catalog/gateway-services/{gateway:.*}", gateway_services)
 
 
 async def register(request: web.Request) -> web.Response:
@@ -132,3 +137,18 @@ async def node_services(request: web.Request) -> web.Response:
     n, svcs = res.value
     docs = r.select([codec.encode_node_service(s) for s in svcs])
     return json_result(request, res, {"Node": codec.encode_node(n), "Services": docs})
+
+
+async def gateway_services(request: web.Request) -> web.Response:
+    """The services a gateway fronts, from its config entry (blocking). Consul takes no
+    ``?filter`` here; one given is ignored, as Consul's RPC ignores it."""
+    name = request.match_info["gateway"]
+    if not name:
+        raise InvalidInput("gateway", message="Missing gateway name")
+    check_dc(request)
+    opts = parse_query_options(request.query)
+    ns = params.namespace(request.query, request.headers)
+    request[AUTHZ].require("service", name, Access.READ)
+    view = request.app[CTX].view
+    res = await block(view, opts, lambda: gwsvc.gateway_services(view, ns, name))
+    return json_result(request, res, [encode_gateway_service(g) for g in res.value])

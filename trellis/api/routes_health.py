@@ -10,6 +10,7 @@ from trellis.api import codec, params
 from trellis.api.app import AUTHZ, json_result, shared_result
 from trellis.api.reads import start_read
 from trellis.catalog import query
+from trellis.catalog.gateway_services import ingress_instances
 
 
 def add_routes(r: web.UrlDispatcher) -> None:
@@ -18,6 +19,7 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/v1/health/state/{state:.*}", state)
     r.add_get("/v1/health/service/{name:.*}", service)
     r.add_get("/v1/health/connect/{name:.*}", connect)
+    r.add_get("/v1/health/ingress/{name:.*}", ingress)
 
 
 async def node(request: web.Request) -> web.Response:
@@ -45,13 +47,16 @@ async def state(request: web.Request) -> web.Response:
     return json_result(request, res, r.select(docs))
 
 
-async def _instances(request: web.Request, *, connect: bool) -> web.Response:
+async def _instances(request: web.Request, *, connect: bool = False, ingress: bool = False) -> web.Response:
     name = request.match_info["name"]
     r = start_read(request, bexpr.CHECK_SERVICE_NODE, "service", name)
     passing = params.flag(request.query, "passing")
     tags = params.tags(request.query)
     meta = params.node_meta(request.query)
-    res = await r.block(lambda: query.service_instances(r.view, r.namespace, name, tags=tags, connect=connect))
+    if ingress:
+        res = await r.block(lambda: ingress_instances(r.view, r.namespace, name, tags=tags))
+    else:
+        res = await r.block(lambda: query.service_instances(r.view, r.namespace, name, tags=tags, connect=connect))
 
     def build() -> list:
         found = query.passing_only(res.value) if passing else res.value
@@ -66,3 +71,8 @@ async def service(request: web.Request) -> web.Response:
 
 async def connect(request: web.Request) -> web.Response:
     return await _instances(request, connect=True)
+
+
+async def ingress(request: web.Request) -> web.Response:
+    """The instances of the ingress gateways that expose the service (their own health)."""
+    return await _instances(request, ingress=True)

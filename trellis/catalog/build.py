@@ -59,7 +59,7 @@ def build_registration(
 
 def _build_service(defn: ServiceDefinition, *, node: str, datacenter: str, source: str) -> Service:
     proxy = None
-    if defn.kind is not ServiceKind.TYPICAL:
+    if defn.kind is not ServiceKind.TYPICAL or defn.connect.gateway:  # a gateway's bind config lives here
         proxy = defn.proxy or Proxy()
     return Service(
         node=node,

@@ -15,6 +15,10 @@ Rules:
 3. Go's defaults apply where Consul's decoder applies them: upstream
    ``DestinationType`` ``service``, ``H2PingUseTLS`` true with ``H2PING``,
    ``OutputMaxSize`` 0 → 4096; everything else is stored as given.
+4. The seed's ``connect.gateway`` (not Consul's) holds only ``proxy``; that object is
+   checked as gateway bind config and merged into ``proxy.config``, and the service
+   is marked ``connect.gateway = True`` (catalog/gateway.py), so both registration
+   shapes store the same thing.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from trellis.catalog.keymatch import (
     read_str_map,
     type_error,
 )
+from trellis.catalog.gateway import gateway_config_problem
 from trellis.catalog.model import CheckDefinition, Connect, Proxy, ServiceAddress, ServiceKind, Upstream, Weights
 from trellis.catalog.spec import CheckSpec, ServiceDefinition, detect_check_type
 from trellis.catalog.validate import validate_check, validate_service
@@ -122,10 +127,10 @@ def _read_service(data: Any, at: At) -> ServiceDefinition:
         checks.extend(_read_service_check_field(*f["check"]))
     if "checks" in f:
         checks.extend(read_objects(*f["checks"], _read_check_in_service))
-    connect, sidecar = Connect(), None
+    connect, sidecar, gateway_config = Connect(), None, None
     if "connect" in f:
-        connect, sidecar = _read_connect(*f["connect"])
-    return ServiceDefinition(
+        connect, sidecar, gateway_config = _read_connect(*f["connect"])
+    defn = ServiceDefinition(
         name=get("name", read_str, ""),
         id=get("id", read_str, ""),
         kind=ServiceKind(get("kind", _kind, "")),
@@ -145,6 +150,9 @@ def _read_service(data: Any, at: At) -> ServiceDefinition:
         locality=get("locality", _locality, None),
         token=get("token", read_str, ""),
     )
+    if gateway_config is None:
+        return defn
+    return replace(defn, proxy=_with_gateway_config(defn.proxy, gateway_config, f["connect"][1]))
 
 
 def _kind(value: Any, at: At) -> str:
@@ -190,14 +198,42 @@ def _locality(value: Any, at: At) -> dict[str, str]:
     return {"region": get("region", read_str, ""), "zone": get("zone", read_str, "")}
 
 
-def _read_connect(value: Any, at: At) -> tuple[Connect, ServiceDefinition | None]:
+def _read_connect(value: Any, at: At) -> tuple[Connect, ServiceDefinition | None, dict[str, Any] | None]:
+    """``Connect``, the sidecar definition, and the seed's ``connect.gateway.proxy``
+    object (None when ``gateway`` is not given; decode rule 4)."""
     f = match_fields(at, one_object(value, at), schema.CONNECT)
     get = getter(f)
     sidecar = None
     if "sidecar_service" in f:
         raw, sidecar_at = f["sidecar_service"]
         sidecar = _read_service(one_object(raw, sidecar_at), sidecar_at)
-    return Connect(native=get("native", read_bool, False), gateway=get("gateway", read_free_map, {})), sidecar
+    gateway_config = get("gateway", _gateway_connect, None)
+    connect = Connect(native=get("native", read_bool, False), gateway=gateway_config is not None)
+    return connect, sidecar, gateway_config
+
+
+def _gateway_connect(value: Any, at: At) -> dict[str, Any]:
+    """The seed's ``connect.gateway``: ``{proxy: {...}}``, the proxy object checked as a
+    gateway's bind config (catalog/gateway.py rule 5)."""
+    f = match_fields(at, one_object(value, at), schema.GATEWAY_CONNECT)
+    if "proxy" not in f:
+        return {}
+    raw, proxy_at = f["proxy"]
+    config = read_free_map(one_object(raw, proxy_at), proxy_at)
+    if problem := gateway_config_problem(config):
+        where = "" if at.origin == "config" else "Connect.Gateway.Proxy."
+        raise proxy_at.fail(f"Invalid gateway config: {where}{problem}")
+    return config
+
+
+def _with_gateway_config(proxy: Proxy | None, config: dict[str, Any], at: At) -> Proxy:
+    """The proxy block with the seed's gateway config added to ``config``; a key set in
+    both places is an error (which one would win is anyone's guess)."""
+    proxy = proxy or Proxy()
+    for key in sorted(config.keys() & proxy.config.keys()):
+        if config[key] != proxy.config[key]:
+            raise at.fail(f"{key} is set both in connect.gateway.proxy and in proxy.config")
+    return replace(proxy, config={**proxy.config, **config})
 
 
 def _proxy(value: Any, at: At) -> Proxy:

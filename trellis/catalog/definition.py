@@ -14,6 +14,7 @@ Modules (each imports only those above it; ``sidecar.py`` sits between ``spec`` 
 
     spec.py      ServiceDefinition, CheckSpec, Registration; detect_check_type, deregister_after
     address.py   ip_family, join_host_port, upstream_bind_address (Go's address text)
+    gateway.py   a gateway's bind config (checked in both forms) and its effective kind
     keymatch.py  At, Schema, match_fields, the read_* scalar readers (rules 1–2)
     schema.py    one Schema per Consul struct; which check spellings apply where
     validate.py  Consul's rules and messages: validate_service/validate_check, *_problem(s) (rule 3)
@@ -26,7 +27,7 @@ Rules:
    ``enabletagoverride``, ``enable_tag_override``). When a field is given in both
    forms the Go form wins (Consul: "CamelCase wins"). Free-form maps (``meta``,
    ``proxy.config``, upstream ``config``, check ``header``, tagged-address keys,
-   ``connect.gateway``) keep their keys verbatim.
+   ``connect.gateway.proxy``) keep their keys verbatim.
 2. Unknown keys are errors at every level. ``origin="api"`` uses Consul's text
    (``Request decode failed: json: unknown field "xyz"``); ``origin="config"``
    names the key path (``services[0].connect.sidecar_service: unknown field "foo"``).

@@ -199,7 +199,7 @@ def read_str_map(value: Any, at: At) -> dict[str, str]:
 
 
 def read_free_map(value: Any, at: At) -> dict[str, Any]:
-    """A free-form object (``proxy.config``, ``connect.gateway``): kept verbatim."""
+    """A free-form object (``proxy.config``, ``connect.gateway.proxy``): kept verbatim."""
     if not isinstance(value, Mapping):
         raise type_error(at, value, "map[string]interface {}", "an object")
     return _plain(value)

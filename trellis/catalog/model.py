@@ -101,9 +101,10 @@ class Proxy:
 @dataclass(frozen=True, slots=True)
 class Connect:
     native: bool = False
-    # The seed writes `connect { gateway { proxy {...} } }`; stored as given, the
-    # gateways issue gives it meaning.
-    gateway: dict[str, Any] = field(default_factory=dict)
+    # The seed's `connect { gateway { proxy {...} } }` was given: its proxy object is in
+    # the service's proxy.config, and a kind-less service takes its kind from a gateway
+    # config entry of its name (catalog/gateway.py).
+    gateway: bool = False
 
 
 @dataclass(frozen=True, slots=True)

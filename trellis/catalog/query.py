@@ -3,6 +3,9 @@
 Each function reads the view's tables at one revision and returns a ``Result``:
 the answer, the watch keys it read, and the index (highest revision among them).
 Ordering follows Consul: nodes by name, instances by node name then service ID.
+Services come out with their effective kind (catalog/gateway.py): a seed-style
+``connect.gateway`` service shows the kind of its gateway config entry, and the
+query watches that entry.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from trellis.catalog.gateway import kind_watch, with_effective_kind
 from trellis.catalog.model import Check, CheckStatus, Node, Service
 from trellis.catalog.tables import ChecksTable, NodesTable, ServicesTable
 from trellis.store.view import Result, View
@@ -66,7 +70,17 @@ def node(view: View, name: str) -> Result[tuple[Node, list[Service]] | None]:
     name = n.name
     watch = [("node", name.lower()), ("node-services", name.lower())]
     services = sorted(st.on_node(name), key=lambda s: (s.namespace, s.id))
-    return view.result((n, services), watch)
+    return view.result((n, _effective_kinds(view, services, watch)), watch)
+
+
+def _effective_kinds(view: View, services: Iterable[Service], watch: list[tuple]) -> list[Service]:
+    """``services`` with their effective kinds; the keys read are added to ``watch``."""
+    out = []
+    for s in services:
+        s, keys = with_effective_kind(view, s)
+        watch.extend(keys)
+        out.append(s)
+    return out
 
 
 def services(view: View, namespace: str | None) -> Result[dict[str, list[str]]]:
@@ -89,6 +103,8 @@ def _instances(view: View, found: list[Service], watch: list[tuple]) -> list[Ins
         watch += [("node", s.node.lower()), ("node-level-checks", s.node.lower())]
         checks = sorted(ct.node_level(s.node), key=lambda c: c.check_id)
         checks += sorted(ct.of_service(s.node, s.namespace, s.id), key=lambda c: c.check_id)
+        s, kind_keys = with_effective_kind(view, s)
+        watch.extend(kind_keys)
         result.append(Instance(n, s, tuple(checks)))
     result.sort(key=lambda i: (i.node.name, i.service.id))
     return result
@@ -127,6 +143,7 @@ def all_instances(view: View, namespace: str | None) -> Result[list[Instance]]:
     _, st, _ = _tables(view)
     found = [s for s in st.rows.values() if namespace is None or s.namespace == namespace]
     watch: list[tuple] = [("services",), ("nodes",), ("checks",)]
+    watch += [k for s in found for k in kind_watch(s)]  # the table keys cover nodes and checks
     return view.result(_instances(view, found, []), watch)
 
 

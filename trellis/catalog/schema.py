@@ -41,8 +41,10 @@ SERVICE = Schema("ServiceDefinition", [
 CONNECT = Schema("ServiceConnect", [
     ("native", "Native", "bool"),
     ("sidecar_service", "SidecarService", "structs.ServiceDefinition"),
-    ("gateway", "Gateway", "map[string]interface {}"),  # trellis: the seed's connect.gateway
+    ("gateway", "Gateway", "trellis.GatewayConnect"),  # the seed's connect.gateway (not Consul's)
 ])
+# The seed's ``connect.gateway``: only ``proxy``, a free-form object like Proxy.Config.
+GATEWAY_CONNECT = Schema("GatewayConnect", [("proxy", "Proxy", "map[string]interface {}")])
 PROXY = Schema("ConnectProxyConfig", [
     ("destination_service_name", "DestinationServiceName", "string"),
     ("destination_service_id", "DestinationServiceID", "string"),

@@ -26,6 +26,7 @@ from typing import Any
 
 from trellis.catalog import sidecar
 from trellis.catalog.address import ip_family, upstream_bind_address
+from trellis.catalog.gateway import gateway_config_problem
 from trellis.catalog.keymatch import At
 from trellis.catalog.model import CheckStatus, Proxy, ServiceKind, Upstream, Weights
 from trellis.catalog.spec import CheckSpec, ServiceDefinition
@@ -61,6 +62,8 @@ def validate_service(defn: ServiceDefinition, at: At) -> None:
     for problem in (tagged_address_problem(defn), _sidecar_tagged_address_problem(defn)):
         if problem:
             raise at.fail(problem)
+    if defn.kind.is_gateway and defn.proxy is not None and (problem := gateway_config_problem(defn.proxy.config)):
+        raise at.fail(f"Invalid Proxy.Config: {problem}")
 
 
 def _validate_checks(checks: tuple[CheckSpec, ...], at: At, label: str) -> None:
@@ -189,7 +192,7 @@ def agent_problems(defn: ServiceDefinition) -> list[str]:
     problems: list[str] = []
     if defn.kind is ServiceKind.CONNECT_PROXY:
         problems += _connect_proxy_problems(defn, proxy)
-    if defn.kind.is_gateway:
+    if defn.kind.is_gateway or defn.connect.gateway:
         problems += _gateway_problems(defn, proxy)
     if defn.sidecar_service is not None:
         if defn.sidecar_service.id:
@@ -281,10 +284,18 @@ def _expose_problems(expose: Mapping[str, Any]) -> list[str]:
 
 
 def _gateway_problems(defn: ServiceDefinition, proxy: Proxy) -> list[str]:
-    kind = defn.kind.value
+    """Consul's gateway rules; a kind-less ``connect.gateway`` service is a "gateway" whose
+    kind is not known yet (catalog/gateway.py rule 1), so the port rule, which differs by
+    kind, waits for its kind."""
+    if defn.connect.gateway and not (defn.kind.is_gateway or defn.kind is ServiceKind.TYPICAL):
+        return [f"connect.gateway is only for gateways, not for a {defn.kind.value} service"]
+    kind = defn.kind.value or "gateway"
     problems = []
-    if defn.port == 0 and defn.kind not in (ServiceKind.INGRESS_GATEWAY, ServiceKind.API_GATEWAY):
+    if defn.port == 0 and defn.kind not in (ServiceKind.INGRESS_GATEWAY, ServiceKind.API_GATEWAY,
+                                            ServiceKind.TYPICAL):
         problems.append(f"Port must be non-zero for a {kind}")
+    if defn.connect.gateway and defn.connect.native:
+        problems.append(f"A {kind} cannot also be Connect Native")
     if defn.sidecar_service is not None:
         problems.append(f"A {kind} cannot have a sidecar service defined")
     for label, value in (

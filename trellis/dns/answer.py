@@ -2,7 +2,10 @@
 
 Rules (Consul's, consul-connect.md §4, unless marked):
 1. Service lookups use the instances ``/v1/health/service`` would list (with the
-   tag filter), minus any with a critical check (warning counts as healthy unless
+   tag filter; ``.connect`` as ``/v1/health/connect``, ``.ingress`` as
+   ``/v1/health/ingress``: the instances of the ingress gateways exposing the service,
+   answered with the gateway's address and its registered port, as Consul does),
+   minus any with a critical check (warning counts as healthy unless
    ``only_passing``). None left, or an unknown node or datacenter: NXDOMAIN with
    the SOA in the authority section. Something found but nothing of the asked
    type: NODATA (NOERROR, empty, SOA in authority).
@@ -43,6 +46,7 @@ from dns.rdtypes.IN.AAAA import AAAA
 from dns.rdtypes.IN.SRV import SRV
 
 from trellis.catalog.model import DEFAULT_NAMESPACE, CheckStatus
+from trellis.catalog.gateway_services import ingress_instances
 from trellis.catalog.query import Instance, not_critical, passing_only, service_instances
 from trellis.dns.lookup import node_only
 from trellis.dns.model import (
@@ -110,14 +114,16 @@ def build_answer(query: DnsQuery, qtype: int, view: View, config: DnsConfig) -> 
 
 
 def _service_answer(q: ServiceQuery, qtype: int, view: View, cfg: DnsConfig) -> Answer:
-    if q.datacenter != cfg.datacenter.lower() or q.kind is LookupKind.INGRESS:
-        # No WAN federation yet; ingress answers come with the gateways issue.
+    if q.datacenter != cfg.datacenter.lower():  # no WAN federation yet
         return _negative(NXDOMAIN, frozenset(), view, cfg)
     if q.srv_short_form and qtype != RT.SRV:
         return _negative(NXDOMAIN, frozenset(), view, cfg)
-    found = service_instances(
-        view, q.namespace, q.name, tags=(q.tag,) if q.tag else (), connect=q.kind is LookupKind.CONNECT
-    )
+    if q.kind is LookupKind.INGRESS:
+        found = ingress_instances(view, q.namespace, q.name)
+    else:
+        found = service_instances(
+            view, q.namespace, q.name, tags=(q.tag,) if q.tag else (), connect=q.kind is LookupKind.CONNECT
+        )
     healthy = passing_only(found.value) if cfg.only_passing else not_critical(found.value)
     if not healthy:
         return _negative(NXDOMAIN, found.watch, view, cfg)

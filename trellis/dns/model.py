@@ -39,7 +39,7 @@ class LookupKind(enum.StrEnum):
 
     SERVICE = "service"
     CONNECT = "connect"  # mesh-capable instances: sidecar proxies and native services
-    INGRESS = "ingress"  # ingress gateways exposing the service (not answered yet)
+    INGRESS = "ingress"  # the ingress gateways exposing the service
 
 
 @dataclass(frozen=True, slots=True)

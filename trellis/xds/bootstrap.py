@@ -2,8 +2,8 @@
 listens, and how to reach the agent's xDS server; everything else comes over ADS.
 
 Rules (reference/envoy-xds.md §6, DESIGN):
-1. node.id = the proxy's service ID, node.cluster = its service, metadata namespace and
-   partition.
+1. node.id = the proxy's service ID, node.cluster = its service (a sidecar's destination,
+   a gateway's own name), metadata namespace and partition.
 2. One static cluster, ``local_agent``: the agent's gRPC address, HTTP/2 (without it
    Envoy never leaves PRE_INITIALIZING), 1 s connect timeout.
 3. ADS is ``DELTA_GRPC``, V3; LDS and CDS come over ADS with no initial fetch timeout;
@@ -12,6 +12,9 @@ Rules (reference/envoy-xds.md §6, DESIGN):
    at ``/metrics`` through a ``self_admin`` cluster pointing at the admin listener.
 5. RE2 programs may be large (RBAC regexes over many intentions): the runtime layer
    raises the limit, as Consul's template does.
+6. ``ready_port`` adds a static listener answering ``/ready`` through ``self_admin``:
+   an ingress gateway binds it on its registered address, so the gateway's TCP check
+   passes before any listener arrives over xDS (Consul's ``envoy_ready_listener``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 LOCAL_AGENT = "local_agent"
 SELF_ADMIN = "self_admin"
 PROMETHEUS_LISTENER = "envoy_prometheus_metrics_listener"
+READY_LISTENER = "envoy_ready_listener"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,8 @@ class BootstrapArgs:
     prometheus_host: str = ""
     prometheus_port: int = 0
     prometheus_path: str = "/metrics"
+    ready_host: str = ""
+    ready_port: int = 0
 
 
 def _address(host: str, port: int) -> dict[str, Any]:
@@ -65,13 +71,19 @@ def build_bootstrap(a: BootstrapArgs) -> dict[str, Any]:
             },
         },
     }
-    if a.prometheus_port:
+    if a.prometheus_port or a.ready_port:
         boot["static_resources"]["clusters"].append({
             "name": SELF_ADMIN, "type": "STATIC", "connect_timeout": "5s",
             "load_assignment": {"cluster_name": SELF_ADMIN, "endpoints": [{"lb_endpoints": [
                 {"endpoint": {"address": _address(a.admin_host, a.admin_port)}}]}]},
         })
-        boot["static_resources"]["listeners"].append(_prometheus_listener(a))
+    if a.prometheus_port:
+        boot["static_resources"]["listeners"].append(_admin_listener(
+            PROMETHEUS_LISTENER, "envoy_prometheus_metrics", a.prometheus_host, a.prometheus_port,
+            a.prometheus_path, "/stats/prometheus"))
+    if a.ready_port:
+        boot["static_resources"]["listeners"].append(_admin_listener(
+            READY_LISTENER, "envoy_ready", a.ready_host, a.ready_port, "/ready", "/ready"))
     return boot
 
 
@@ -86,21 +98,21 @@ def _agent_cluster(a: BootstrapArgs) -> dict[str, Any]:
     }
 
 
-def _prometheus_listener(a: BootstrapArgs) -> dict[str, Any]:
+def _admin_listener(name: str, stat_prefix: str, host: str, port: int, path: str, rewrite: str) -> dict[str, Any]:
+    """A static listener exposing one admin path (rewritten) and 404 for anything else."""
     routes = [
-        {"match": {"path": a.prometheus_path},
-         "route": {"cluster": SELF_ADMIN, "prefix_rewrite": "/stats/prometheus"}},
+        {"match": {"path": path}, "route": {"cluster": SELF_ADMIN, "prefix_rewrite": rewrite}},
         {"match": {"prefix": "/"}, "direct_response": {"status": 404}},
     ]
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-        "stat_prefix": "envoy_prometheus_metrics", "codec_type": "HTTP1",
+        "stat_prefix": stat_prefix, "codec_type": "HTTP1",
         "route_config": {"name": "self_admin_route", "virtual_hosts": [
             {"name": SELF_ADMIN, "domains": ["*"], "routes": routes}]},
         "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
     }
-    return {"name": PROMETHEUS_LISTENER, "address": _address(a.prometheus_host, a.prometheus_port),
+    return {"name": name, "address": _address(host, port),
             "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
                                             "typed_config": hcm}]}]}
 

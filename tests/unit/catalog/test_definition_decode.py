@@ -214,11 +214,12 @@ def test_seed_sidecar_configuration_keeps_datacenters_and_proxy_config_verbatim(
     ],
     ids=["ingress", "ingress-listeners", "egress"],
 )
-def test_seed_connect_gateway_is_stored_raw(text: str, port: int, gateway: dict) -> None:
+def test_seed_connect_gateway_becomes_the_gateways_proxy_config(text: str, port: int, gateway: dict) -> None:
     [defn] = decode_service_file(json.loads(text))
     assert defn.port == port
-    assert defn.kind is ServiceKind.TYPICAL
-    assert defn.connect.gateway == gateway
+    assert defn.kind is ServiceKind.TYPICAL  # the kind comes from a config entry (catalog/gateway.py)
+    assert defn.connect.gateway is True
+    assert defn.proxy.config == gateway["proxy"]
     assert defn.sidecar_service is None
 
 

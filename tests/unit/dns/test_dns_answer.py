@@ -190,7 +190,7 @@ CASES: list[tuple[str, str, str, dict, str, list[str], list[str]]] = [
     ("all_instances_critical_nxdomain", "cache.service.consul.", "A", {}, "NXDOMAIN", [], []),
     ("unknown_tag_nxdomain", "v9.web.service.consul.", "SRV", {}, "NXDOMAIN", [], []),
     ("other_datacenter_nxdomain", "web.service.dc2.consul.", "A", {}, "NXDOMAIN", [], []),
-    ("ingress_not_answered_yet", "web.ingress.consul.", "A", {}, "NXDOMAIN", [], []),
+    ("ingress_without_gateways", "web.ingress.consul.", "A", {}, "NXDOMAIN", [], []),
     (
         "connect_answers_sidecar_address_and_port",
         "web.connect.consul.",

@@ -32,9 +32,13 @@ def test_the_bootstrap_names_the_node_and_reaches_the_agent_over_delta_ads():
 
 
 WITH_PROMETHEUS = dataclasses.replace(BASE, prometheus_host="127.0.0.1", prometheus_port=9102)
+INGRESS_GATEWAY = dataclasses.replace(BASE, proxy_id="ingress-gateway", service="ingress-gateway",
+                                      ready_host="127.0.0.1", ready_port=8443)
+BOTH = dataclasses.replace(INGRESS_GATEWAY, prometheus_host="127.0.0.1", prometheus_port=9102)
 
 
-@pytest.mark.parametrize("args", [BASE, WITH_PROMETHEUS], ids=["plain", "with-prometheus"])
+@pytest.mark.parametrize("args", [BASE, WITH_PROMETHEUS, INGRESS_GATEWAY, BOTH],
+                         ids=["plain", "with-prometheus", "ingress-gateway-ready", "ready-and-prometheus"])
 def test_envoy_accepts_the_bootstrap(tmp_path, args):
     path = tmp_path / "bootstrap.json"
     path.write_text(json.dumps(build_bootstrap(args)))
@@ -48,6 +52,18 @@ def test_the_prometheus_listener_serves_metrics_only():
     routes = listener["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
     assert routes[0]["match"] == {"path": "/metrics"} and routes[0]["route"]["prefix_rewrite"] == "/stats/prometheus"
     assert routes[1]["direct_response"]["status"] == 404
+
+
+def test_an_ingress_gateway_answers_ready_on_its_address_through_the_admin_listener():
+    b = build_bootstrap(BOTH)
+    assert b["node"]["id"] == b["node"]["cluster"] == "ingress-gateway"
+    assert [c["name"] for c in b["static_resources"]["clusters"]] == ["local_agent", "self_admin"]
+    listeners = {li["name"]: li for li in b["static_resources"]["listeners"]}
+    ready = listeners["envoy_ready_listener"]
+    assert ready["address"] == {"socket_address": {"address": "127.0.0.1", "port_value": 8443}}
+    routes = ready["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    assert routes[0] == {"match": {"path": "/ready"}, "route": {"cluster": "self_admin", "prefix_rewrite": "/ready"}}
+    assert "envoy_prometheus_metrics_listener" in listeners
 
 
 @pytest.mark.parametrize(("text", "version"), [
