@@ -14,42 +14,16 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
+from trellis.testing.seed import INGRESS_GATEWAY_HCL as INGRESS_CONFIG
+from trellis.testing.seed import TERMINATING_GATEWAY_HCL as SEED_TERMINATING
 from trellis.testing.agent import AgentProcess, start_agent
 
 pytestmark = pytest.mark.integration
 
-# The seed guide's "Egress Gateway with External Services" file, as written there.
-SEED_TERMINATING = textwrap.dedent('''\
-    # egress-gateway-config.hcl
-    Kind = "terminating-gateway"
-    Name = "egress-gateway"
-    Services = [
-      {
-        Name = "external-api"
-        SNI = "api.external.com"
-      }
-    ]
-''')
 
-# The seed guide registers "ingress-gateway" and then writes ingress-gateway-config.hcl
-# without showing it; this is the smallest such file a Consul user would write.
-INGRESS_CONFIG = textwrap.dedent('''\
-    Kind = "ingress-gateway"
-    Name = "ingress-gateway"
-    Listeners = [
-      {
-        Port = 8080
-        Protocol = "http"
-        Services = [
-          { Name = "web" },
-        ]
-      }
-    ]
-''')
 
 
 @pytest.fixture(scope="module")

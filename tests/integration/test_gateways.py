@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -28,6 +27,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from trellis.testing.seed import INGRESS_GATEWAY_HCL as INGRESS_CONFIG
+from trellis.testing.seed import TERMINATING_GATEWAY_HCL as SEED_TERMINATING
 from trellis.testing.agent import AgentProcess, free_port, start_agent
 
 pytestmark = pytest.mark.integration
@@ -44,31 +45,6 @@ SEED_INGRESS_LISTENERS = {"service": {"name": "ingress-gateway", "connect": {"ga
     "envoy_gateway_bind_addresses": {"default": {"address": "0.0.0.0", "port": 8080}},
     "envoy_gateway_no_default_bind": True,
     "envoy_gateway_bind_tagged_addresses": {"lan": {"address": "0.0.0.0", "port": 8080}}}}}}}
-SEED_TERMINATING = textwrap.dedent('''\
-    # egress-gateway-config.hcl
-    Kind = "terminating-gateway"
-    Name = "egress-gateway"
-    Services = [
-      {
-        Name = "external-api"
-        SNI = "api.external.com"
-      }
-    ]
-''')
-# The seed writes ingress-gateway-config.hcl without showing it; the smallest such file.
-INGRESS_CONFIG = textwrap.dedent('''\
-    Kind = "ingress-gateway"
-    Name = "ingress-gateway"
-    Listeners = [
-      {
-        Port = 8080
-        Protocol = "http"
-        Services = [
-          { Name = "web" },
-        ]
-      }
-    ]
-''')
 
 
 @pytest.fixture(scope="module")

@@ -183,7 +183,7 @@ def _address(path: str, item: Any) -> ServiceAddress:
             raise _Bad(path, f'unknown field "{k}" (an address has "address" and "port")')
         given[name] = v
     address, port = given.get("address"), given.get("port")
-    if not isinstance(address, str) or not _is_ip(address):
+    if not isinstance(address, str) or not is_ip_literal(address):
         raise _Bad(f"{path}.address", f"expected an IP address, got {_shown(address)}")
     return ServiceAddress(address=address.strip("[]"), port=_port(f"{path}.port", port))
 
@@ -206,7 +206,8 @@ def _bool(path: str, value: Any, wanted: str) -> bool:
     raise _Bad(path, f"expected {wanted}, got {_shown(value)}")
 
 
-def _is_ip(text: str) -> bool:
+def is_ip_literal(text: str) -> bool:
+    """An IP address, IPv6 possibly in brackets."""
     try:
         ipaddress.ip_address(text.strip("[]"))
     except ValueError:

@@ -28,7 +28,6 @@ Rules:
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import shutil
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trellis.catalog.gateway import is_ip_literal
 from trellis.cli import http, output
 from trellis.cli.connect_proxy import resolve_proxy_id, split_host_port
 from trellis.cli.flags import Flag, FlagSet, Kind, UsageError
@@ -191,7 +191,7 @@ def parse_gateway_address(text: str, flag: str) -> GatewayAddress:
     ``-address`` reads it. Pure; raises InvalidInput."""
     host, sep, port = text.rpartition(":")
     if not sep or (host and ":" in host and not host.startswith("[")):  # no port, or a bare IPv6 address
-        if not _is_ip(text):
+        if not is_ip_literal(text):
             raise InvalidInput(flag, text, message=f'Error parsing address "{text}": not an IP address')
         return GatewayAddress(text.strip("[]"), DEFAULT_GATEWAY_PORT)
     if not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -226,7 +226,7 @@ def gateway_registration(parsed: Any, kind: str, service_id: str, bindable: Call
         body["Port"] = lan.port
     if tagged:
         body["TaggedAddresses"] = tagged
-    can = lambda a: bool(a.address) and _is_ip(a.address) and bindable(a.address)  # noqa: E731
+    can = lambda a: bool(a.address) and is_ip_literal(a.address) and bindable(a.address)  # noqa: E731
     if binds:
         body["Proxy"] = {"Config": {"envoy_gateway_no_default_bind": True, "envoy_gateway_bind_addresses": {
             name: {"Address": a.address, "Port": a.port} for name, a in binds.items()}}}
@@ -251,14 +251,6 @@ def can_bind(ip: str) -> bool:
         with socket.socket(family, socket.SOCK_STREAM) as s:
             s.bind((ip, 0))
     except OSError:
-        return False
-    return True
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text.strip("[]"))
-    except ValueError:
         return False
     return True
 
