@@ -24,6 +24,12 @@ Rules:
    target's instances being its service's mesh instances that pass the subset's filter
    (and are passing, with OnlyPassing). A chain that does not compile (entries written
    before a rule existed) refuses the upstream with the reason.
+8. An ingress gateway's snapshot (model.py rule 6) comes from its ingress-gateway entry:
+   each listener on the gateway's address, each service (``*``: the mesh services of the
+   listener's protocol) resolved as a sidecar's upstream to it would be, with the
+   listener's protocol, the service's limits (else the entry's ``Defaults``), its hosts
+   (``<service>.ingress.*`` and ``...:<port>`` by default on http-like listeners) and its
+   header changes. No entry yet: no listeners.
 """
 
 from __future__ import annotations
@@ -36,16 +42,22 @@ from typing import Any
 from trellis import filter as bexpr
 from trellis.api.codec import encode_instance
 from trellis.catalog import query
-from trellis.catalog.model import Service
+from trellis.catalog.gateway_services import gateway_services
+from trellis.catalog.model import Service, Upstream
+from trellis.config.entry.fields import HTTP_LIKE
 from trellis.config.entry.model import ProxyDefaults, ServiceDefaults, UpstreamConfig
+from trellis.config.entry.model_gateway import IngressGateway, IngressService
 from trellis.config.duration import format_duration
 from trellis.config.entry.chain import ChainTarget, CompiledChain, compile_chain
 from trellis.connect import spiffe
 from trellis.proxycfg.model import (
     CONNECT_PROXY,
+    INGRESS_GATEWAY,
     ConnectProxySnapshot,
     DefaultDecision,
     Endpoint,
+    IngressListenerSnapshot,
+    IngressServiceSnapshot,
     LeafSnapshot,
     PublicListener,
     TargetSnapshot,
@@ -111,9 +123,80 @@ def build(view: View, proxy: Service, *, datacenter: str, leaf: LeafSnapshot | N
         trust_domain=td, service=service, service_id=p.destination_service_id, public=public, leaf=leaf,
         roots=tuple(root.root_cert for root in ca.ordered_roots()), intentions=tuple(candidates),
         default=default, upstreams=tuple(_upstream(r, view, proxy, u, datacenter, td) for u in p.upstreams),
-        config=config, kind=CONNECT_PROXY, stop=stop,
+        config=config, kind=CONNECT_PROXY, stop=stop, ingress=(),
     )
     return view.result(ConnectProxySnapshot(**given, version=_version(given)), r.watch)
+
+
+def build_ingress(view: View, gateway: Service, *, datacenter: str, leaf: LeafSnapshot | None,
+                  default: DefaultDecision, stop: bool = False) -> Result[ConnectProxySnapshot]:
+    """Rule 8: the snapshot of an ingress gateway (its effective kind) and the keys it read."""
+    r = _Reader(view)
+    ca = view["ca"]
+    td = ca.trust_domain
+    r.watch.update({("ca-roots",), ("ca-config",), ("service", gateway.namespace, gateway.name.lower())})
+    entry: IngressGateway | None = r.entry(IngressGateway.KIND, gateway.namespace, gateway.name)
+    address = gateway.address or "0.0.0.0"
+    listeners = []
+    for li in entry.listeners if entry is not None else ():
+        protocol = li.protocol or "tcp"
+        services = []
+        for svc in _listener_services(view, r, gateway, li):
+            u = Upstream(destination_name=svc.name, destination_namespace=svc.namespace or gateway.namespace,
+                         local_bind_address=address, local_bind_port=li.port,
+                         config={"protocol": protocol, **_ingress_limits(svc, entry.defaults)})
+            hosts = svc.hosts or ((f"{svc.name}.ingress.*", f"{svc.name}.ingress.*:{li.port}")
+                                  if protocol in HTTP_LIKE else ())
+            services.append(IngressServiceSnapshot(
+                upstream=_upstream(r, view, gateway, u, datacenter, td), hosts=tuple(hosts),
+                request_headers=svc.request_headers, response_headers=svc.response_headers))
+        tls_asked = bool(entry.tls.enabled or entry.tls.sds or (li.tls and (li.tls.enabled or li.tls.sds))
+                         or any(s.tls and s.tls.sds for s in li.services))
+        listeners.append(IngressListenerSnapshot(address=address, port=li.port, protocol=protocol,
+                                                 services=tuple(services), tls_asked=tls_asked))
+    public = PublicListener(bind_address=address, bind_port=0, local_service_address="", local_service_port=0,
+                            protocol="tcp", local_connect_timeout_ms=0)
+    given = dict(
+        proxy_id=gateway.id, proxy_name=gateway.name, namespace=gateway.namespace, datacenter=datacenter,
+        trust_domain=td, service=gateway.name, service_id=gateway.id, public=public, leaf=leaf,
+        roots=tuple(root.root_cert for root in ca.ordered_roots()), intentions=(), default=default,
+        upstreams=tuple(s.upstream for li in listeners for s in li.services),
+        config=dict(gateway.proxy.config) if gateway.proxy is not None else {}, kind=INGRESS_GATEWAY, stop=stop,
+        ingress=tuple(listeners),
+    )
+    return view.result(ConnectProxySnapshot(**given, version=_version(given)), r.watch)
+
+
+def _listener_services(view: View, r: _Reader, gateway: Service, li: Any) -> list[Any]:
+    """Rule 8: a listener's services, ``*`` expanded to the mesh services of its protocol
+    as /v1/catalog/gateway-services lists them."""
+    explicit = [s for s in li.services if s.name != "*"]
+    if len(explicit) == len(li.services):
+        return explicit
+    rows = gateway_services(view, gateway.namespace, gateway.name)
+    r.watch.update(rows.watch)
+    named = {(s.namespace or gateway.namespace, s.name) for s in explicit}
+    wild = [IngressService(name=g.service.name, namespace=g.service.namespace) for g in rows.value
+            if g.from_wildcard and g.port == li.port and (g.service.namespace, g.service.name) not in named]
+    return explicit + wild
+
+
+def _ingress_limits(svc: Any, defaults: Any) -> dict[str, Any]:
+    """An ingress service's limits and outlier detection (its own, else the gateway's
+    ``Defaults``), as the upstream ``Config`` keys the translation reads."""
+    out: dict[str, Any] = {}
+    limits = {}
+    for key in ("max_connections", "max_pending_requests", "max_concurrent_requests"):
+        value = getattr(svc, key) or (getattr(defaults, key) if defaults is not None else 0)
+        if value:
+            limits[key] = value
+    if limits:
+        out["limits"] = limits
+    phc = svc.passive_health_check or (defaults.passive_health_check if defaults is not None else None)
+    if phc is not None:
+        out.update({k: v for k, v in _upstream_keys(UpstreamConfig(passive_health_check=phc)).items()
+                    if k == "passive_health_check"})
+    return out
 
 
 def _port(value: Any, fallback: int) -> int:
@@ -254,6 +337,8 @@ def _endpoints(view: View, ns: str, name: str) -> tuple[tuple[Endpoint, ...], fr
 def _central(r: _Reader, proxy: Service, name: str) -> dict[str, Any]:
     """The downstream's service-defaults settings for upstream ``name`` (rule 3), as
     ``Proxy.Config``-style keys: the override for that name over the defaults."""
+    if proxy.proxy is None or not proxy.proxy.destination_service_name:
+        return {}  # a gateway: it has no service-defaults of its own for upstreams
     sd = r.entry(ServiceDefaults.KIND, proxy.namespace, proxy.proxy.destination_service_name)
     uc = sd.upstream_config if sd is not None else None
     if uc is None:

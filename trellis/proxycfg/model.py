@@ -16,6 +16,11 @@ Rules:
    built-in proxy, which is L4 only, uses the upstream's ``endpoints``: those of the
    chain's default path (a router's catch-all, a splitter's heaviest split, a resolver's
    target).
+6. An ingress gateway's snapshot (``kind`` ``ingress-gateway``) has no public listener and
+   no local app: its ``ingress`` listeners are its config entry's, each service with the
+   same ``UpstreamSnapshot`` a sidecar's upstream to it would have (chain, targets,
+   endpoints), also listed in ``upstreams`` so clusters and endpoints are built as for
+   upstreams. Its leaf is the gateway's own identity, which intentions name as the source.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trellis.config.entry.chain import CompiledChain
+from trellis.config.entry.model import HTTPHeaderModifiers
 from trellis.connect.intentions.model import Intention
 
 CONNECT_PROXY = "connect-proxy"
+INGRESS_GATEWAY = "ingress-gateway"
 PASSING, WARNING, CRITICAL = "passing", "warning", "critical"
 
 
@@ -78,6 +85,25 @@ class UpstreamSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class IngressServiceSnapshot:
+    """One service an ingress listener exposes (rule 6)."""
+
+    upstream: UpstreamSnapshot  # where it leads: its cluster(s), as a sidecar's upstream
+    hosts: tuple[str, ...]  # the Host values it answers on an http listener
+    request_headers: HTTPHeaderModifiers | None = None
+    response_headers: HTTPHeaderModifiers | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngressListenerSnapshot:
+    address: str
+    port: int
+    protocol: str  # tcp | http | http2 | grpc
+    services: tuple[IngressServiceSnapshot, ...] = ()
+    tls_asked: bool = False  # the entry asks for TLS here, which is not served yet (problems.py says so)
+
+
+@dataclass(frozen=True, slots=True)
 class LeafSnapshot:
     cert_pem: str  # leaf + intermediates
     private_key_pem: str
@@ -118,7 +144,8 @@ class ConnectProxySnapshot:
     default: DefaultDecision
     upstreams: tuple[UpstreamSnapshot, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)  # the proxy registration's Proxy.Config
-    kind: str = CONNECT_PROXY
+    kind: str = CONNECT_PROXY  # or INGRESS_GATEWAY (rule 6)
+    ingress: tuple[IngressListenerSnapshot, ...] = ()  # an ingress gateway's listeners (rule 6)
     stop: bool = False  # the agent asks the proxy to drain and exit (`connect proxy -stop`)
     version: str = ""
     index: int = 0

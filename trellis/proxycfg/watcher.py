@@ -16,6 +16,10 @@ Rules:
    flags one that has not applied the newest snapshot within ``STALE_AFTER``.
 4. A proxy's leaf failing to issue (rate limited, CA not ready) is retried; the last
    snapshot stays published meanwhile.
+5. Besides connect-proxy services, the agent serves its ingress gateways (``SERVED_GATEWAYS``),
+   by their effective kind (catalog/gateway.py): a ``connect.gateway`` service becomes
+   one when its config entry is written, and the roster watches for that. A gateway
+   presents its own identity (its leaf is for its own name).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from trellis.agent.leafcert import LeafCert, LeafManager
+from trellis.catalog.gateway import kind_watch, with_effective_kind
 from trellis.catalog.keys import ServiceRef
 from trellis.catalog.model import Service, ServiceKind
 from trellis.errors import NotFound, TrellisError, Unavailable
@@ -38,6 +43,7 @@ from trellis.store.view import View
 log = logging.getLogger("trellis.proxycfg")
 
 DEBOUNCE = 0.015
+SERVED_GATEWAYS = (ServiceKind.INGRESS_GATEWAY,)  # rule 5
 LEAF_RETRY = 1.0
 BUILD_RETRY = 5.0  # a snapshot that failed to build (a bug): try again this often
 STALE_AFTER = 10.0  # seconds a snapshot may stay unapplied before -list flags the proxy
@@ -98,13 +104,20 @@ class ProxyWatcher:
         ref = self._refs.get(proxy_id)
         if ref is not None:
             s = table.rows.get(ref)
-            if s is not None and s.kind is ServiceKind.CONNECT_PROXY:
-                return s
-        s = next((s for s in table.on_node(self.node)
-                  if s.id == proxy_id and s.kind is ServiceKind.CONNECT_PROXY), None)
-        if s is not None:
-            self._refs[proxy_id] = ServiceRef.of(s.node, s.namespace, s.id)
-        return s
+            if s is not None and (s.kind is ServiceKind.CONNECT_PROXY or self._gateway(s) is not None):
+                return s if s.kind is ServiceKind.CONNECT_PROXY else self._gateway(s)
+        for s in table.on_node(self.node):
+            if s.id == proxy_id and (s.kind is ServiceKind.CONNECT_PROXY or self._gateway(s) is not None):
+                self._refs[proxy_id] = ServiceRef.of(s.node, s.namespace, s.id)
+                return s if s.kind is ServiceKind.CONNECT_PROXY else self._gateway(s)
+        return None
+
+    def _gateway(self, s: Service) -> Service | None:
+        """Rule 5: ``s`` with its effective kind when that is a gateway this agent serves."""
+        if s.kind not in (ServiceKind.TYPICAL, *SERVED_GATEWAYS):
+            return None
+        effective, _ = with_effective_kind(self.view, s)
+        return effective if effective.kind in SERVED_GATEWAYS else None
 
     async def get(self, proxy_id: str, *, index: int = 0, wait: float = 0.0) -> ConnectProxySnapshot:
         """The newest snapshot past ``index`` (rule 1), or the current one when ``wait`` ends.
@@ -205,11 +218,13 @@ class ProxyWatcher:
         key = ("node-services", self.node.lower())
         try:
             while True:
-                index = self.view.index_of([key])
+                # a kind-less gateway becomes one when its config entry is written (rule 5)
+                keys = [key, *(k for s in self.view["services"].on_node(self.node) for k in kind_watch(s))]
+                index = self.view.index_of(keys)
                 self.reap_ephemeral()
                 self._sync_tasks()
                 self._roster_changed.clear()
-                waiter = asyncio.ensure_future(self.view.wait_change([key], index, EPHEMERAL_SILENCE / 4))
+                waiter = asyncio.ensure_future(self.view.wait_change(keys, index, EPHEMERAL_SILENCE / 4))
                 roster = asyncio.ensure_future(self._roster_changed.wait())
                 try:
                     await asyncio.wait([waiter, roster], return_when=asyncio.FIRST_COMPLETED)
@@ -222,7 +237,8 @@ class ProxyWatcher:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     def _sync_tasks(self) -> None:
-        wanted = {s.id for s in self.view["services"].on_node(self.node) if s.kind is ServiceKind.CONNECT_PROXY}
+        wanted = {s.id for s in self.view["services"].on_node(self.node)
+                  if s.kind is ServiceKind.CONNECT_PROXY or self._gateway(s) is not None}
         wanted |= set(self.ephemeral)
         for proxy_id in list(self._tasks):
             if proxy_id not in wanted:
@@ -249,9 +265,11 @@ class ProxyWatcher:
         failed = ""  # the last build error logged
         while True:
             proxy = self.proxy(proxy_id)
-            if proxy is None or proxy.proxy is None:
+            if proxy is None or (proxy.proxy is None and proxy.kind is ServiceKind.CONNECT_PROXY):
                 return
-            ns, service = proxy.namespace, proxy.proxy.destination_service_name
+            # a sidecar presents its service's identity; a gateway its own
+            ns = proxy.namespace
+            service = proxy.proxy.destination_service_name if proxy.kind is ServiceKind.CONNECT_PROXY else proxy.name
             try:
                 leaf = await self.leaves.get(ns, service)
             except TrellisError as exc:  # rule 4
@@ -259,8 +277,9 @@ class ProxyWatcher:
                 await asyncio.sleep(LEAF_RETRY)
                 continue
             try:
-                result = builder.build(self.view, proxy, datacenter=self.datacenter, leaf=_leaf_snapshot(leaf),
-                                       default=self.default(), stop=self._stopping(proxy_id))
+                build = builder.build if proxy.kind is ServiceKind.CONNECT_PROXY else builder.build_ingress
+                result = build(self.view, proxy, datacenter=self.datacenter, leaf=_leaf_snapshot(leaf),
+                               default=self.default(), stop=self._stopping(proxy_id))
             except Exception as exc:  # a bug must not end the follower silently: the last snapshot stays
                 if repr(exc) != failed:
                     log.exception("proxy %s: building its snapshot failed; it keeps the last one, retrying "

@@ -194,6 +194,18 @@ class EnvoyMesh:
     def wait(self, check: Callable[[], Any], what: str) -> Any:
         return eventually(check, what, DEADLINE, diagnose=self.diagnose)
 
+    def start_gateway(self, kind: str, service: str) -> EnvoyProcess:
+        """``connect envoy -gateway=<kind> -proxy-id <service>``: the gateway registered on the agent
+        (its ID is its name); -proxy-id names it when several of a kind are registered, as in Consul."""
+        admin, log_path = free_port(), self.tmp / f"envoy-{service}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "trellis", "connect", "envoy", f"-gateway={kind}", "-proxy-id", service,
+                 "-admin-bind", f"127.0.0.1:{admin}", "--", *ENVOY_ARGS],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.envoys[service] = envoy = EnvoyProcess(service, proc, admin, log_path)
+        return envoy
+
     def config_write(self, entry: dict) -> None:
         status, _, text = self.agent.request("PUT", "/v1/config", entry)
         assert status == 200, text

@@ -233,3 +233,35 @@ async def test_a_chain_target_with_only_passing_drops_warning_instances_and_a_re
         assert target.id == "good.new-api.default.default.dc1"
         assert [e.service_id for e in target.endpoints] == ["new-api-v1-sidecar-proxy"]
         assert target.spiffe_id.endswith("/ns/default/dc/dc1/svc/new-api")
+
+
+# -- ingress gateways (build.py rule 8) ------------------------------------------------------
+async def test_an_ingress_snapshot_has_the_entrys_listeners_with_wildcards_hosts_and_limits():
+    async with mesh() as (view, writer, _):
+        gateway = Service(node="n1", id="ig-1", name="ig", kind=ServiceKind.INGRESS_GATEWAY, port=8443,
+                          address="127.0.0.1")
+        await put(writer, view, gateway, sidecar("web", 21001), sidecar("api", 21002), sidecar("db", 21003))
+        for name in ("web", "api"):
+            await entry(writer, {"Kind": "service-defaults", "Name": name, "Protocol": "http"})
+        await entry(writer, {"Kind": "ingress-gateway", "Name": "ig", "Defaults": {"MaxConnections": 50},
+                             "Listeners": [
+                                 {"Port": 8080, "Protocol": "http", "Services": [
+                                     {"Name": "web", "Hosts": ["web.example.com"], "MaxConnections": 7}, {"Name": "*"}]},
+                                 {"Port": 9090, "Protocol": "tcp", "Services": [{"Name": "db"}]}]})
+        result = builder.build_ingress(view, gateway, datacenter="dc1", leaf=None, default=ALLOW)
+        snap = result.value
+        assert snap.kind == "ingress-gateway" and snap.service == "ig" and snap.intentions == ()
+        http, tcp = snap.ingress
+        assert (http.address, http.port, http.protocol, tcp.port, tcp.protocol) == ("127.0.0.1", 8080, "http", 9090,
+                                                                                     "tcp")
+        by_name = {s.upstream.destination_name: s for s in http.services}
+        assert set(by_name) == {"web", "api"}  # "*": the http mesh services, web listed by name once
+        assert by_name["web"].hosts == ("web.example.com",)
+        assert by_name["api"].hosts == ("api.ingress.*", "api.ingress.*:8080")
+        assert by_name["web"].upstream.config["limits"] == {"max_connections": 7}
+        assert by_name["api"].upstream.config["limits"] == {"max_connections": 50}  # the entry's Defaults
+        assert [s.upstream.destination_name for s in tcp.services] == ["db"] and tcp.services[0].hosts == ()
+        assert len(snap.upstreams) == 3 and all(len(u.endpoints) == 1 for u in snap.upstreams)
+        await entry(writer, {"Kind": "ingress-gateway", "Name": "ig", "Listeners": [
+            {"Port": 8080, "Protocol": "http", "Services": [{"Name": "web"}]}]})
+        assert view.index_of(result.watch) > result.index  # the entry is watched

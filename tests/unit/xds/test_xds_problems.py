@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 from envoy.config.cluster.v3 import cluster_pb2
-from xds_scenarios import snapshot, upstream
+from xds_scenarios import scenarios, snapshot, upstream
 
 from trellis.proxycfg.model import Endpoint
 from trellis.xds import types
@@ -219,3 +219,12 @@ def test_problems_come_in_a_fixed_order() -> None:
 
 def test_the_protocols_named_are_the_translations() -> None:
     assert set(PROTOCOLS) == {"tcp"} | knobs.HTTP_LIKE
+
+
+def test_an_ingress_listener_asking_for_tls_is_reported_as_plaintext() -> None:
+    snap = scenarios()["ingress_gateway_http_and_tcp"]
+    assert problems(snap) == ()
+    li = dataclasses.replace(snap.ingress[0], tls_asked=True)
+    assert problems(dataclasses.replace(snap, ingress=(li, *snap.ingress[1:]))) == (
+        f"ingress listener {li.port}: the ingress-gateway entry asks for TLS, which trellis does not serve on "
+        "gateway listeners yet; the listener serves plaintext",)

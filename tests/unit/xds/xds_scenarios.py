@@ -22,9 +22,12 @@ from trellis.connect.intentions.model import Intention
 from trellis.config.entry.chain import compile_chain
 from trellis.proxycfg.build import default_target, sni_name, target_snapshot
 from trellis.proxycfg.model import (
+    INGRESS_GATEWAY,
     ConnectProxySnapshot,
     DefaultDecision,
     Endpoint,
+    IngressListenerSnapshot,
+    IngressServiceSnapshot,
     LeafSnapshot,
     PublicListener,
     UpstreamSnapshot,
@@ -219,6 +222,21 @@ TCP_REDIRECT_FAILOVER = [
 ]
 
 
+def ingress_gateway(listeners: list[tuple[int, str, list[tuple[UpstreamSnapshot, tuple[str, ...], Any]]]],
+                    ) -> ConnectProxySnapshot:
+    """An ingress gateway's snapshot (proxycfg model rule 6): (port, protocol, [(upstream,
+    hosts, request header changes)]) per listener."""
+    built = tuple(IngressListenerSnapshot("127.0.0.1", port, protocol, tuple(
+        IngressServiceSnapshot(dataclasses.replace(up, local_bind_address="127.0.0.1", local_bind_port=port),
+                               hosts, request_headers=headers) for up, hosts, headers in services))
+        for port, protocol, services in listeners)
+    return dataclasses.replace(
+        snapshot(service="ingress-gateway"), proxy_id="ingress-gateway", proxy_name="ingress-gateway",
+        service_id="ingress-gateway", kind=INGRESS_GATEWAY, intentions=(),
+        public=PublicListener("127.0.0.1", 0, "", 0, "tcp", 0), ingress=built,
+        upstreams=tuple(s.upstream for li in built for s in li.services))
+
+
 def scenarios() -> dict[str, ConnectProxySnapshot]:
     """The golden scenarios (STYLE.md §6: keep the set small)."""
     api = upstream("api", 9191, endpoints=_api_endpoints(), connect_timeout_ms=2500, config={
@@ -242,6 +260,17 @@ def scenarios() -> dict[str, ConnectProxySnapshot]:
             "billing.default.default.dc1": (_ep("10.0.2.3", "billing-1-sidecar-proxy"),),
             "api-v2.default.default.dc1": (_ep("10.0.2.4", "api-v2-1-sidecar-proxy"),),
         }),)),
+        "ingress_gateway_http_and_tcp": ingress_gateway([
+            (8080, "http", [
+                (upstream("web", 0, protocol="http", endpoints=(_ep("10.0.4.1", "web-1-sidecar-proxy"),)),
+                 ("web.ingress.*", "web.ingress.*:8080"), None),
+                (chain_upstream("api", 0, ROUTER_SPLITTER_RESOLVER, {
+                    "v1.api.default.default.dc1": (_ep("10.0.2.1", "api-1-sidecar-proxy"),)}),
+                 ("api.example.com",), decode_entry({"Kind": "service-router", "Name": "x", "Routes": [{
+                     "Destination": {"RequestHeaders": {"Set": {"x-via": "ingress"}}}}]}).routes[0]
+                 .destination.request_headers)]),
+            (9090, "tcp", [(upstream("db", 0, endpoints=(_ep("10.0.3.1", "db-1-sidecar-proxy"),)), (), None)]),
+        ]),
         "tcp_redirect_and_failover": snapshot(upstreams=(chain_upstream("db", 9595, TCP_REDIRECT_FAILOVER, {
             "db-primary.default.default.dc1": (_ep("10.0.3.1", "db-primary-1-sidecar-proxy", "critical"),),
             "db-replica.default.default.dc1": (_ep("10.0.3.2", "db-replica-1-sidecar-proxy"),),

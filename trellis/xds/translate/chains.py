@@ -243,13 +243,15 @@ def _weighted(up: UpstreamSnapshot, splitter: ChainNode, share: float) -> list[r
             continue  # Envoy refuses a zero weight; a 0% split sends nothing either way
         cw = route_components_pb2.WeightedCluster.ClusterWeight(name=resolver_cluster(up, node.resolver),
                                                                  weight=wrappers_pb2.UInt32Value(value=weight))
-        _headers(cw, split.request_headers, split.response_headers)
+        header_changes(cw, split.request_headers, split.response_headers)
         out.append(cw)
     return out
 
 
-def _headers(target: route_components_pb2.WeightedCluster.ClusterWeight | route_components_pb2.Route,
-             request: HTTPHeaderModifiers | None, response: HTTPHeaderModifiers | None) -> None:
+def header_changes(target: route_components_pb2.WeightedCluster.ClusterWeight | route_components_pb2.Route
+                   | route_components_pb2.VirtualHost,
+                   request: HTTPHeaderModifiers | None, response: HTTPHeaderModifiers | None) -> None:
+    """Rule 6's header changes on a weighted cluster, a route or (ingress) a virtual host."""
     for mods, add, remove in ((request, target.request_headers_to_add, target.request_headers_to_remove),
                               (response, target.response_headers_to_add, target.response_headers_to_remove)):
         if mods is None:
@@ -266,7 +268,7 @@ def _headers(target: route_components_pb2.WeightedCluster.ClusterWeight | route_
 def route_headers(route: route_components_pb2.Route, d: ServiceRouteDestination | None) -> None:
     """Rule 6: a route destination's header changes, on the route."""
     if d is not None:
-        _headers(route, d.request_headers, d.response_headers)
+        header_changes(route, d.request_headers, d.response_headers)
 
 
 def _retry(d: ServiceRouteDestination) -> route_components_pb2.RetryPolicy | None:

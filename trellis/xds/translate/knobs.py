@@ -39,7 +39,7 @@ from typing import Any
 
 from trellis.config.duration import decode_duration
 from trellis.errors import TrellisError
-from trellis.proxycfg.model import ConnectProxySnapshot, UpstreamSnapshot
+from trellis.proxycfg.model import INGRESS_GATEWAY, ConnectProxySnapshot, UpstreamSnapshot
 
 HTTP_LIKE = frozenset({"http", "http2", "grpc"})
 HTTP2_LIKE = frozenset({"http2", "grpc"})
@@ -97,7 +97,12 @@ def is_ip(address: str) -> bool:
 
 
 def select_upstreams(snapshot: ConnectProxySnapshot) -> tuple[tuple[UpstreamSnapshot, ...], tuple[Refusal, ...]]:
-    """Rule 1: the upstreams that are served, in the snapshot's order, and the refused ones."""
+    """Rule 1: the upstreams that are served, in the snapshot's order, and the refused ones.
+    An ingress gateway's upstreams are its listeners' services, which share their
+    listener's port on purpose: only the snapshot's own refusals apply to them."""
+    if snapshot.kind == INGRESS_GATEWAY:
+        return (tuple(u for u in snapshot.upstreams if not u.error),
+                tuple(Refusal(u, u.error) for u in snapshot.upstreams if u.error))
     taken = [(snapshot.public.bind_address, snapshot.public.bind_port, "the public listener")]
     served: list[UpstreamSnapshot] = []
     refused: list[Refusal] = []

@@ -32,6 +32,11 @@ Rules (reference/envoy-xds.md §0, §2.2, §2.3, §2.5, §8):
    above), so equal snapshots give byte-identical listeners.
 5. An upstream with a discovery chain (chains.py): tcp sends to the start resolver's
    cluster; http-like takes the chain's routes over RDS, named by the upstream id.
+6. An ingress gateway has one listener per entry listener, ``<protocol>:<address>:<port>``:
+   tcp sends its one service's ``tcp_proxy`` to that service's cluster (or its chain's);
+   http-like has an HTTP manager taking RDS route ``<port>`` (routes.py), whose virtual
+   hosts pick the service by Host. Neither has a public listener or RBAC: the services'
+   sidecars decide with the gateway as the source.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import message, wrappers_pb2
 
-from trellis.proxycfg.model import ConnectProxySnapshot, UpstreamSnapshot
+from trellis.proxycfg.model import INGRESS_GATEWAY, ConnectProxySnapshot, IngressListenerSnapshot, UpstreamSnapshot
 from trellis.xds import types
 from trellis.xds.translate import chains, core, knobs, rbac, tls
 from trellis.xds.translate.secrets import leaf_name
@@ -73,6 +78,10 @@ def build_listeners(snapshot: ConnectProxySnapshot, *, upstreams: tuple[Upstream
                     public: bool = True) -> list[listener_pb2.Listener]:
     """Rules 1-4: the public listener (when ``public``) and one per upstream in ``upstreams``
     (the served ones, knobs.py), sorted by name."""
+    if snapshot.ingress or snapshot.kind == INGRESS_GATEWAY:
+        served = {id(up) for up in upstreams}
+        listeners = [build_ingress_listener(li, served) for li in snapshot.ingress]
+        return sorted((x for x in listeners if x is not None), key=lambda listener: listener.name)
     listeners = [build_upstream_listener(up) for up in upstreams]
     if public:
         listeners.append(build_public_listener(snapshot))
@@ -205,6 +214,37 @@ def build_upstream_listener(up: UpstreamSnapshot) -> listener_pb2.Listener:
         address=core.socket_address(up.local_bind_address, up.local_bind_port),
         traffic_direction=base_pb2.OUTBOUND,
         filter_chains=[listener_components_pb2.FilterChain(filters=filters)],
+    )
+
+
+# -- ingress gateway listeners (rule 6) --------------------------------------------------------
+def ingress_listener_name(li: IngressListenerSnapshot) -> str:
+    return f"{li.protocol}:{li.address}:{li.port}"
+
+
+def ingress_route_name(li: IngressListenerSnapshot) -> str:
+    """The RDS route of an http-like ingress listener: its port, as Consul names it."""
+    return str(li.port)
+
+
+def build_ingress_listener(li: IngressListenerSnapshot, served: set[int]) -> listener_pb2.Listener | None:
+    """Rule 6; ``served``: ids of the upstreams that are served. A tcp listener whose one
+    service is refused gets no listener."""
+    stat_prefix = f"ingress_upstream_{li.port}"
+    if knobs.is_http(li.protocol):
+        manager = _http_manager(stat_prefix, li.protocol, None, [_router()])
+        manager.rds.CopyFrom(hcm_pb2.Rds(config_source=core.ads_source(), route_config_name=ingress_route_name(li)))
+        filters = [network_filter(HTTP_CONNECTION_MANAGER, manager)]
+    else:
+        ups = [s.upstream for s in li.services if id(s.upstream) in served]
+        if not ups:
+            return None
+        up = ups[0]
+        cluster = chains.start_cluster(up) if up.chain is not None else up.sni
+        filters = [network_filter(TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster))]
+    return listener_pb2.Listener(
+        name=ingress_listener_name(li), address=core.socket_address(li.address, li.port),
+        traffic_direction=base_pb2.INBOUND, filter_chains=[listener_components_pb2.FilterChain(filters=filters)],
     )
 
 

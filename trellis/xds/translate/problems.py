@@ -36,7 +36,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from trellis.proxycfg.model import ConnectProxySnapshot, UpstreamSnapshot, usable_endpoints
+from trellis.proxycfg.model import CONNECT_PROXY, ConnectProxySnapshot, UpstreamSnapshot, usable_endpoints
 from trellis.xds.translate import knobs
 
 PROTOCOLS = ("tcp", "http", "http2", "grpc")  # knobs.py rule 2: tcp and HTTP_LIKE
@@ -70,6 +70,12 @@ def _proxy_problems(snapshot: ConnectProxySnapshot) -> Iterator[str]:
                "listeners until it is issued")
     elif not snapshot.roots:
         yield "no trusted CA roots yet; no public listener and no upstream listeners until there are"
+    for li in snapshot.ingress:
+        if li.tls_asked:
+            yield (f"ingress listener {li.port}: the ingress-gateway entry asks for TLS, which trellis does not "
+                   "serve on gateway listeners yet; the listener serves plaintext")
+    if snapshot.kind != CONNECT_PROXY:
+        return  # a gateway has no public listener or local app, and other Proxy.Config keys
     if reason := knobs.public_refusal(snapshot):
         yield f"{reason}; no public listener"
     p, config = snapshot.public, snapshot.config

@@ -13,7 +13,7 @@ from __future__ import annotations
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
 
-from trellis.proxycfg.model import ConnectProxySnapshot, UpstreamSnapshot
+from trellis.proxycfg.model import ConnectProxySnapshot, IngressListenerSnapshot, UpstreamSnapshot
 from trellis.xds import types
 from trellis.xds.translate import chains, core, knobs, listeners, rbac
 
@@ -26,7 +26,32 @@ def build_routes(snapshot: ConnectProxySnapshot, *, public: bool,
            for up in reversed(upstreams) if up.chain is not None and knobs.is_http(up.protocol)}
     if public and knobs.is_http(snapshot.public.protocol):
         out[types.PUBLIC_LISTENER] = _public_route(snapshot)
+    if snapshot.ingress:
+        out = {listeners.ingress_route_name(li): _ingress_route(li, {id(u) for u in upstreams})
+               for li in snapshot.ingress if knobs.is_http(li.protocol)}
     return [out[name] for name in sorted(out)]
+
+
+def _ingress_route(li: IngressListenerSnapshot, served: set[int]) -> route_pb2.RouteConfiguration:
+    """An http-like ingress listener's routes: one virtual host per served service,
+    matched on its hosts, with the service's routes (its chain's, or one to its cluster)
+    and header changes."""
+    name = listeners.ingress_route_name(li)
+    hosts = []
+    for svc in li.services:
+        up = svc.upstream
+        if id(up) not in served or not svc.hosts:
+            continue
+        if up.chain is not None:
+            routes = list(chains.build_route(up, name).virtual_hosts[0].routes)
+        else:
+            routes = [route_components_pb2.Route(match=route_components_pb2.RouteMatch(prefix="/"),
+                                                 route=route_components_pb2.RouteAction(cluster=up.sni))]
+        vhost = route_components_pb2.VirtualHost(name=f"{up.destination_namespace}/{up.destination_name}",
+                                                 domains=list(svc.hosts), routes=routes)
+        chains.header_changes(vhost, svc.request_headers, svc.response_headers)
+        hosts.append(vhost)
+    return route_pb2.RouteConfiguration(name=name, virtual_hosts=hosts)
 
 
 def _public_route(snapshot: ConnectProxySnapshot) -> route_pb2.RouteConfiguration:
