@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from trellis.acl import Access
-from trellis.api import params
+from trellis.api import params, routes_trace
 from trellis.api.app import AUTHZ, CTX, blocking_headers, json_response, read_json
 from trellis.api.blocking import parse_query_options
 from trellis.catalog.model import Proxy, Service, ServiceKind, Upstream
@@ -28,6 +28,7 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_post("/v1/agent/connect/proxies", add_proxy)
     r.add_delete("/v1/agent/connect/proxies/{id}", remove_proxy)
     r.add_put("/v1/agent/connect/proxies/{id}/stop", stop_proxy)
+    routes_trace.add_routes(r)  # GET /v1/agent/connect/trace
 
 
 def _watcher(request: web.Request) -> Any:

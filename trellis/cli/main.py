@@ -53,6 +53,9 @@ COMMANDS: dict[str, Command] = {
     "config write": Command("trellis.cli.config_entry:write", "Create or update a centralized config entry"),
     "connect envoy": Command("trellis.cli.connect_envoy:run", "Runs or configures Envoy as a Connect proxy"),
     "connect proxy": Command("trellis.cli.connect_proxy:run", "Runs a Connect proxy"),
+    "connect trace": Command(
+        "trellis.cli.connect_trace:run", "Shows the path a request from one service to another would take"
+    ),
     "connect ca get-config": Command(
         "trellis.cli.connect_ca:get_config", "Display the current Connect Certificate Authority (CA) configuration"
     ),

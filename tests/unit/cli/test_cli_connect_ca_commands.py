@@ -384,7 +384,7 @@ def test_connect_families_list_their_direct_subcommands(cli, argv, code, head):
     assert r.err.startswith(head)
     subs = r.err.partition("\n\nSubcommands:\n")[2].splitlines()
     names = [line.split()[0] for line in subs]
-    assert names == (["ca", "envoy", "proxy"] if argv == ["connect"] else ["get-config", "leaf", "roots", "rotate", "set-config"])
+    assert names == (["ca", "envoy", "proxy", "trace"] if argv == ["connect"] else ["get-config", "leaf", "roots", "rotate", "set-config"])
 
 
 def test_top_level_help_lists_connect_once(cli):
