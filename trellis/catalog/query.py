@@ -6,6 +6,10 @@ Ordering follows Consul: nodes by name, instances by node name then service ID.
 Services come out with their effective kind (catalog/gateway.py): a seed-style
 ``connect.gateway`` service shows the kind of its gateway config entry, and the
 query watches that entry.
+
+A connect query for a service (``/v1/health/connect/<service>``, a proxy's upstream
+endpoints) also returns the instances of every terminating gateway linked to it, as
+Consul's does: mesh clients reach an external service through those gateways.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from trellis.catalog.gateway import kind_watch, with_effective_kind
-from trellis.catalog.model import Check, CheckStatus, Node, Service
+from trellis.catalog.model import Check, CheckStatus, Node, Service, ServiceKind
 from trellis.catalog.tables import ChecksTable, NodesTable, ServicesTable
 from trellis.store.view import Result, View
 
@@ -118,12 +122,13 @@ def service_instances(
     tags: Sequence[str] = (),
     connect: bool = False,
 ) -> Result[list[Instance]]:
-    """Instances of ``name`` (``connect``: its mesh-capable instances), unfiltered by health."""
+    """Instances of ``name`` (``connect``: its mesh-capable instances and the instances of
+    the terminating gateways linked to it), unfiltered by health."""
     _, st, _ = _tables(view)
     lname = name.lower()
     if connect:
-        found = st.connect_for(namespace, name)
         watch: list[tuple] = [("connect", namespace, lname)]
+        found = [*st.connect_for(namespace, name), *_terminating_gateways(view, namespace, name, watch)]
         checks_key = None
     else:
         found = st.named(namespace, name)
@@ -135,6 +140,48 @@ def service_instances(
     else:  # proxies have their own names: watch their checks too
         watch += [("service-checks", s.namespace, s.name.lower()) for s in found]
     return view.result(_instances(view, found, watch), watch, floor=("services",))
+
+
+TERMINATING_KIND = ServiceKind.TERMINATING_GATEWAY.value
+
+
+def _terminating_gateways(view: View, namespace: str, name: str, watch: list[tuple]) -> list[Service]:
+    """The registrations of the terminating gateways whose entry links ``namespace/name``
+    (by name, or by ``*`` when the service has a plain instance in the entry's namespace),
+    whatever their registered kind when their effective kind is a terminating gateway
+    (catalog/gateway.py rule 1). The keys read are added to ``watch``."""
+    config = view.tables.get("config")
+    watch.append(("config-kind", TERMINATING_KIND))
+    if config is None:
+        return []
+    _, st, _ = _tables(view)
+    lname = name.lower()
+    out: list[Service] = []
+    for stored in config.of_kind(TERMINATING_KIND):  # type: ignore[attr-defined]
+        e = stored.entry
+        linked = False
+        for s in e.services:
+            if (s.namespace or e.namespace) != namespace:
+                continue
+            if s.name.lower() == lname:
+                linked = True
+            elif s.name == "*" and lname != "consul":
+                watch.append(("service", namespace, lname))
+                linked = linked or any(_plain(x) for x in st.named(namespace, name))
+        if not linked:
+            continue
+        watch.append(("service", e.namespace, e.name.lower()))
+        for gw in st.named(e.namespace, e.name):
+            effective, keys = with_effective_kind(view, gw)
+            watch.extend(keys)
+            if effective.kind is ServiceKind.TERMINATING_GATEWAY:
+                out.append(gw)
+    return out
+
+
+def _plain(s: Service) -> bool:
+    """A typical instance (not native, not a gateway): what a terminating ``*`` links."""
+    return s.kind is ServiceKind.TYPICAL and not s.connect.native and not s.connect.gateway
 
 
 def all_instances(view: View, namespace: str | None) -> Result[list[Instance]]:

@@ -30,20 +30,30 @@ Rules:
    listener's protocol, the service's limits (else the entry's ``Defaults``), its hosts
    (``<service>.ingress.*`` and ``...:<port>`` by default on http-like listeners) and its
    header changes. No entry yet: no listeners.
+9. A terminating gateway's snapshot (model.py rule 7) comes from its terminating-gateway
+   entry, as /v1/catalog/gateway-services lists it (``*`` expanded): per linked service
+   its leaf (from ``leaves``, which the watcher fills for ``linked_services``), the
+   intentions that can decide for it, its external instances (the plain ones, not its
+   mesh ones, shared like rule 5's) and the entry's TLS files and SNI. It listens on the
+   gateway's address and port (unless ``envoy_gateway_no_default_bind``) and on each
+   ``envoy_gateway_bind_addresses`` entry. No entry yet: no linked services.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
 from trellis import filter as bexpr
 from trellis.api.codec import encode_instance
 from trellis.catalog import query
-from trellis.catalog.gateway_services import gateway_services
-from trellis.catalog.model import Service, Upstream
+from trellis.catalog.errors import InvalidDefinition
+from trellis.catalog.gateway import parse_gateway_binds
+from trellis.catalog.gateway_services import TERMINATING, GatewayService, gateway_services
+from trellis.catalog.model import Service, ServiceKind, Upstream
 from trellis.config.entry.fields import HTTP_LIKE
 from trellis.config.entry.model import ProxyDefaults, ServiceDefaults, UpstreamConfig
 from trellis.config.entry.model_gateway import IngressGateway, IngressService
@@ -53,14 +63,18 @@ from trellis.connect import spiffe
 from trellis.proxycfg.model import (
     CONNECT_PROXY,
     INGRESS_GATEWAY,
+    TERMINATING_GATEWAY,
     ConnectProxySnapshot,
     DefaultDecision,
     Endpoint,
+    GatewayBind,
     IngressListenerSnapshot,
     IngressServiceSnapshot,
     LeafSnapshot,
+    LinkedServiceSnapshot,
     PublicListener,
     TargetSnapshot,
+    TerminatingSnapshot,
     UpstreamSnapshot,
 )
 from trellis.errors import InvalidInput
@@ -123,7 +137,7 @@ def build(view: View, proxy: Service, *, datacenter: str, leaf: LeafSnapshot | N
         trust_domain=td, service=service, service_id=p.destination_service_id, public=public, leaf=leaf,
         roots=tuple(root.root_cert for root in ca.ordered_roots()), intentions=tuple(candidates),
         default=default, upstreams=tuple(_upstream(r, view, proxy, u, datacenter, td) for u in p.upstreams),
-        config=config, kind=CONNECT_PROXY, stop=stop, ingress=(),
+        config=config, kind=CONNECT_PROXY, stop=stop, ingress=(), terminating=None,
     )
     return view.result(ConnectProxySnapshot(**given, version=_version(given)), r.watch)
 
@@ -162,9 +176,75 @@ def build_ingress(view: View, gateway: Service, *, datacenter: str, leaf: LeafSn
         roots=tuple(root.root_cert for root in ca.ordered_roots()), intentions=(), default=default,
         upstreams=tuple(s.upstream for li in listeners for s in li.services),
         config=dict(gateway.proxy.config) if gateway.proxy is not None else {}, kind=INGRESS_GATEWAY, stop=stop,
-        ingress=tuple(listeners),
+        ingress=tuple(listeners), terminating=None,
     )
     return view.result(ConnectProxySnapshot(**given, version=_version(given)), r.watch)
+
+
+def linked_services(view: View, gateway: Service) -> Result[list[GatewayService]]:
+    """Rule 9: the services a terminating gateway links (its entry's rows, ``*`` expanded)."""
+    rows = gateway_services(view, gateway.namespace, gateway.name)
+    return view.result([g for g in rows.value if g.gateway_kind is TERMINATING], rows.watch)
+
+
+def build_terminating(view: View, gateway: Service, *, datacenter: str, leaf: LeafSnapshot | None,
+                      default: DefaultDecision, stop: bool = False,
+                      leaves: Mapping[tuple[str, str], LeafSnapshot] | None = None) -> Result[ConnectProxySnapshot]:
+    """Rule 9: the snapshot of a terminating gateway (its effective kind) and the keys it read.
+    ``leaves``: the linked services' leaves by (namespace, name); a missing one is carried as None."""
+    r = _Reader(view)
+    ca = view["ca"]
+    td = ca.trust_domain
+    r.watch.update({("ca-roots",), ("ca-config",), ("service", gateway.namespace, gateway.name.lower())})
+    rows = linked_services(view, gateway)
+    r.watch.update(rows.watch)
+    config = dict(gateway.proxy.config) if gateway.proxy is not None else {}
+    timeout = _int(config.get("connect_timeout_ms"))
+    index = view["config"].intention_index()
+    linked = []
+    for g in rows.value:
+        ns, name = g.service.namespace, g.service.name
+        r.watch.update(view["config"].intention_watch(ns, name))
+        endpoints, watch = view.shared(("external-endpoints", ns, name), lambda: _external_endpoints(view, ns, name))
+        r.watch.update(watch)
+        linked.append(LinkedServiceSnapshot(
+            name=name, namespace=ns, sni=sni_name(name, ns, datacenter, td),
+            spiffe_id=spiffe.service_uri(td, ns, datacenter, name), leaf=(leaves or {}).get((ns, name)),
+            intentions=tuple(index.candidates(ns, name)), endpoints=endpoints, protocol=r.protocol(ns, name),
+            connect_timeout_ms=timeout, ca_file=g.ca_file, cert_file=g.cert_file, key_file=g.key_file,
+            tls_sni=g.sni))
+    address = gateway.address or "0.0.0.0"
+    public = PublicListener(bind_address=address, bind_port=0, local_service_address="", local_service_port=0,
+                            protocol="tcp", local_connect_timeout_ms=0)
+    terminating = TerminatingSnapshot(binds=_binds(address, gateway.port, config),
+                                      services=tuple(sorted(linked, key=lambda s: s.sni)))
+    given = dict(
+        proxy_id=gateway.id, proxy_name=gateway.name, namespace=gateway.namespace, datacenter=datacenter,
+        trust_domain=td, service=gateway.name, service_id=gateway.id, public=public, leaf=leaf,
+        roots=tuple(root.root_cert for root in ca.ordered_roots()), intentions=(), default=default, upstreams=(),
+        config=config, kind=TERMINATING_GATEWAY, stop=stop, ingress=(), terminating=terminating,
+    )
+    return view.result(ConnectProxySnapshot(**given, version=_version(given)), r.watch)
+
+
+def _binds(address: str, port: int, config: dict[str, Any]) -> tuple[GatewayBind, ...]:
+    """Rule 9: where a gateway listens. Bind keys that do not parse (registration refuses
+    them; an old row may have them) leave only the default bind."""
+    try:
+        binds = parse_gateway_binds(config)
+    except InvalidDefinition:
+        binds = parse_gateway_binds({})
+    out = [] if binds.no_default_bind or not port else [GatewayBind("default", address, port)]
+    out += [GatewayBind(name, a.address, a.port) for name, a in sorted(binds.addresses.items())]
+    return tuple(out)
+
+
+def _external_endpoints(view: View, ns: str, name: str) -> tuple[tuple[Endpoint, ...], frozenset]:
+    """Rule 9: the plain instances of ``ns/name`` (the external service), as endpoints."""
+    found = query.service_instances(view, ns, name)
+    return (tuple(_endpoint(i) for i in found.value if i.service.kind is ServiceKind.TYPICAL
+                  and not i.service.connect.native and not i.service.connect.gateway),
+            frozenset(found.watch))
 
 
 def _listener_services(view: View, r: _Reader, gateway: Service, li: Any) -> list[Any]:

@@ -21,6 +21,13 @@ Rules:
    same ``UpstreamSnapshot`` a sidecar's upstream to it would have (chain, targets,
    endpoints), also listed in ``upstreams`` so clusters and endpoints are built as for
    upstreams. Its leaf is the gateway's own identity, which intentions name as the source.
+7. A terminating gateway's snapshot (``kind`` ``terminating-gateway``) has no public
+   listener, no local app and no upstreams: its ``terminating`` part lists where it
+   listens and, per linked service, the identity it presents for it (that service's
+   leaf), the intentions whose destination can be that service, the service's external
+   instances (plain catalog instances, not mesh ones) and how to reach them (TLS files
+   and SNI from the terminating-gateway entry). A linked service without a leaf yet is
+   carried with ``leaf`` None and is not served until it has one.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from trellis.connect.intentions.model import Intention
 
 CONNECT_PROXY = "connect-proxy"
 INGRESS_GATEWAY = "ingress-gateway"
+TERMINATING_GATEWAY = "terminating-gateway"
 PASSING, WARNING, CRITICAL = "passing", "warning", "critical"
 
 
@@ -113,6 +121,40 @@ class LeafSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkedServiceSnapshot:
+    """One service a terminating gateway reaches for the mesh (rule 7)."""
+
+    name: str
+    namespace: str
+    sni: str  # its mesh SNI name: what mesh clients ask for, the filter chain's match and the cluster's name
+    spiffe_id: str  # the identity the gateway presents for it
+    leaf: LeafSnapshot | None  # None: not issued yet, not served
+    intentions: tuple[Intention, ...]  # those whose destination covers the service, in order
+    endpoints: tuple[Endpoint, ...]  # its external instances (address may be a host name)
+    protocol: str
+    connect_timeout_ms: int  # 0: the data plane's default
+    ca_file: str = ""  # verify the external endpoint against this CA file
+    cert_file: str = ""  # and present this client certificate
+    key_file: str = ""
+    tls_sni: str = ""  # the SNI sent to the external endpoint (the entry's ``SNI``)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayBind:
+    name: str  # "default", or the envoy_gateway_bind_addresses key
+    address: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class TerminatingSnapshot:
+    """A terminating gateway's listeners and linked services (rule 7), sorted by SNI."""
+
+    binds: tuple[GatewayBind, ...]
+    services: tuple[LinkedServiceSnapshot, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PublicListener:
     bind_address: str
     bind_port: int
@@ -144,8 +186,9 @@ class ConnectProxySnapshot:
     default: DefaultDecision
     upstreams: tuple[UpstreamSnapshot, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)  # the proxy registration's Proxy.Config
-    kind: str = CONNECT_PROXY  # or INGRESS_GATEWAY (rule 6)
+    kind: str = CONNECT_PROXY  # or INGRESS_GATEWAY (rule 6), TERMINATING_GATEWAY (rule 7)
     ingress: tuple[IngressListenerSnapshot, ...] = ()  # an ingress gateway's listeners (rule 6)
+    terminating: TerminatingSnapshot | None = None  # a terminating gateway's (rule 7)
     stop: bool = False  # the agent asks the proxy to drain and exit (`connect proxy -stop`)
     version: str = ""
     index: int = 0

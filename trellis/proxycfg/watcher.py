@@ -20,6 +20,9 @@ Rules:
    by their effective kind (catalog/gateway.py): a ``connect.gateway`` service becomes
    one when its config entry is written, and the roster watches for that. A gateway
    presents its own identity (its leaf is for its own name).
+6. A terminating gateway also presents the identity of each service it links: its
+   follower gets a leaf for every linked service (build.py rule 9) and wakes when any
+   of them changes, as when a watch key moves.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from trellis.store.view import View
 log = logging.getLogger("trellis.proxycfg")
 
 DEBOUNCE = 0.015
-SERVED_GATEWAYS = (ServiceKind.INGRESS_GATEWAY,)  # rule 5
+SERVED_GATEWAYS = (ServiceKind.INGRESS_GATEWAY, ServiceKind.TERMINATING_GATEWAY)  # rule 5
 LEAF_RETRY = 1.0
 BUILD_RETRY = 5.0  # a snapshot that failed to build (a bug): try again this often
 STALE_AFTER = 10.0  # seconds a snapshot may stay unapplied before -list flags the proxy
@@ -272,14 +275,22 @@ class ProxyWatcher:
             service = proxy.proxy.destination_service_name if proxy.kind is ServiceKind.CONNECT_PROXY else proxy.name
             try:
                 leaf = await self.leaves.get(ns, service)
+                linked = await self._linked_leaves(proxy)  # rule 6
             except TrellisError as exc:  # rule 4
-                log.warning("proxy %s: no leaf for %s yet (%s); retrying", proxy_id, service, exc)
+                log.warning("proxy %s: no leaf for %s or a service it links yet (%s); retrying",
+                            proxy_id, service, exc)
                 await asyncio.sleep(LEAF_RETRY)
                 continue
             try:
-                build = builder.build if proxy.kind is ServiceKind.CONNECT_PROXY else builder.build_ingress
-                result = build(self.view, proxy, datacenter=self.datacenter, leaf=_leaf_snapshot(leaf),
-                               default=self.default(), stop=self._stopping(proxy_id))
+                common = dict(datacenter=self.datacenter, leaf=_leaf_snapshot(leaf), default=self.default(),
+                              stop=self._stopping(proxy_id))
+                if proxy.kind is ServiceKind.CONNECT_PROXY:
+                    result = builder.build(self.view, proxy, **common)
+                elif proxy.kind is ServiceKind.TERMINATING_GATEWAY:
+                    result = builder.build_terminating(self.view, proxy, **common, leaves={
+                        key: _leaf_snapshot(cert) for key, cert in linked.items()})
+                else:
+                    result = builder.build_ingress(self.view, proxy, **common)
             except Exception as exc:  # a bug must not end the follower silently: the last snapshot stays
                 if repr(exc) != failed:
                     log.exception("proxy %s: building its snapshot failed; it keeps the last one, retrying "
@@ -289,8 +300,21 @@ class ProxyWatcher:
                 continue
             failed = ""
             self._publish(proxy_id, result.value)
-            await self._wait(proxy_id, result.watch, result.index, ns, service, leaf)
+            t = result.value.terminating
+            if t is not None and any(s.leaf is None for s in t.services):
+                await asyncio.sleep(self.debounce)  # linked while its leaves were fetched: fetch again
+                continue
+            await self._wait(proxy_id, result.watch, result.index, [(ns, service, leaf), *(
+                (k[0], k[1], cert) for k, cert in linked.items())])
             await asyncio.sleep(self.debounce)  # rule 2
+
+    async def _linked_leaves(self, proxy: Service) -> dict[tuple[str, str], LeafCert]:
+        """Rule 6: the leaf of every service a terminating gateway links (none for other kinds)."""
+        if proxy.kind is not ServiceKind.TERMINATING_GATEWAY:
+            return {}
+        rows = builder.linked_services(self.view, proxy).value
+        return {(g.service.namespace, g.service.name): await self.leaves.get(g.service.namespace, g.service.name)
+                for g in rows}
 
     def _stopping(self, proxy_id: str) -> bool:
         st = self.status.get(proxy_id)
@@ -306,22 +330,25 @@ class ProxyWatcher:
         self.rebuilds += 1
         self._wake(proxy_id)
 
-    async def _wait(self, proxy_id: str, watch: frozenset, index: int, ns: str, service: str,
-                    leaf: LeafCert) -> None:
-        """Until a watch key moves, the leaf changes, or the proxy is poked (a stop asked):
-        one future that all three resolve, so a thousand parked followers cost no tasks."""
+    async def _wait(self, proxy_id: str, watch: frozenset, index: int,
+                    leaves: list[tuple[str, str, LeafCert]]) -> None:
+        """Until a watch key moves, a leaf changes, or the proxy is poked (a stop asked):
+        one future that all of them resolve, so a thousand parked followers cost no tasks."""
         fut = asyncio.get_running_loop().create_future()
         keys = list(watch)
-        if self.view.notify(keys, index, fut) or self.leaves.notify(ns, service, leaf.index, fut):
-            self.view.forget(keys, fut)
-            return
-        self._parked[proxy_id] = fut
         try:
-            await fut
+            if self.view.notify(keys, index, fut) or any(
+                    self.leaves.notify(ns, service, leaf.index, fut) for ns, service, leaf in leaves):
+                return
+            self._parked[proxy_id] = fut
+            try:
+                await fut
+            finally:
+                self._parked.pop(proxy_id, None)
         finally:
-            self._parked.pop(proxy_id, None)
             self.view.forget(keys, fut)
-            self.leaves.forget(ns, service, fut)
+            for ns, service, _ in leaves:
+                self.leaves.forget(ns, service, fut)
 
 
 def _leaf_snapshot(leaf: LeafCert) -> LeafSnapshot:

@@ -265,3 +265,84 @@ async def test_an_ingress_snapshot_has_the_entrys_listeners_with_wildcards_hosts
         await entry(writer, {"Kind": "ingress-gateway", "Name": "ig", "Listeners": [
             {"Port": 8080, "Protocol": "http", "Services": [{"Name": "web"}]}]})
         assert view.index_of(result.watch) > result.index  # the entry is watched
+
+
+# -- terminating gateways (build.py rule 9, watcher.py rule 6) ---------------------------------
+EGRESS = Service(node="n1", id="egress-gateway", name="egress-gateway", kind=ServiceKind.TERMINATING_GATEWAY,
+                 port=8443, address="127.0.0.1",
+                 proxy=Proxy(config={"envoy_gateway_bind_addresses": {"lan": {"address": "10.0.0.1", "port": 9443}}}))
+EXTERNAL_NODE = Node(name="external", address="203.0.113.7")
+EXTERNAL = Service(node="external", id="external-api", name="external-api", port=443, address="api.external.com")
+LINKED = {"Kind": "terminating-gateway", "Name": "egress-gateway",
+          "Services": [{"Name": "external-api", "SNI": "api.external.com", "CAFile": "/etc/ca.pem"}]}
+
+
+async def test_a_terminating_snapshot_has_per_linked_service_leaf_intentions_instances_and_tls():
+    async with mesh() as (view, writer, _):
+        await put(writer, view, EXTERNAL_NODE, EGRESS, EXTERNAL, sidecar("external-api", 21009, node="n2"))
+        empty = builder.build_terminating(view, EGRESS, datacenter="dc1", leaf=None, default=ALLOW)
+        assert empty.value.kind == "terminating-gateway" and empty.value.terminating.services == ()
+        await entry(writer, LINKED)
+        assert view.index_of(empty.watch) > empty.index  # the entry is watched
+        await entry(writer, {"Kind": "service-intentions", "Name": "external-api",
+                             "Sources": [{"Name": "web", "Action": "deny"}]})
+        result = builder.build_terminating(view, EGRESS, datacenter="dc1", leaf=None, default=ALLOW)
+        t = result.value.terminating
+        assert [(b.name, b.address, b.port) for b in t.binds] == [("default", "127.0.0.1", 8443),
+                                                                  ("lan", "10.0.0.1", 9443)]
+        (ls,) = t.services
+        assert (ls.name, ls.sni, ls.ca_file, ls.tls_sni, ls.leaf) == (
+            "external-api", f"external-api.default.dc1.internal.{view['ca'].trust_domain}", "/etc/ca.pem",
+            "api.external.com", None)
+        assert ls.spiffe_id.endswith("/ns/default/dc/dc1/svc/external-api")
+        assert [(e.address, e.port) for e in ls.endpoints] == [("api.external.com", 443)]  # the plain one only
+        assert [i.source_name for i in ls.intentions] == ["web"]
+        await entry(writer, {"Kind": "service-intentions", "Name": "external-api",
+                             "Sources": [{"Name": "web", "Action": "allow"}]})
+        assert view.index_of(result.watch) > result.index  # its intentions are watched
+        again = builder.from_json(builder.to_json(result.value))  # JSON keeps an intention's content, not its indexes
+        assert again.terminating.binds == t.binds and again.terminating.services[0].endpoints == ls.endpoints
+
+
+async def test_a_connect_query_for_a_linked_service_returns_the_terminating_gateway():
+    from trellis.catalog import query
+
+    async with mesh() as (view, writer, _):
+        await put(writer, view, EXTERNAL_NODE, EGRESS, EXTERNAL)
+        assert query.service_instances(view, "default", "external-api", connect=True).value == []
+        await entry(writer, LINKED)
+        found = query.service_instances(view, "default", "external-api", connect=True)
+        assert [(i.service.id, i.service.port) for i in found.value] == [("egress-gateway", 8443)]
+        web = sidecar("web", 21000, upstreams=(Upstream(destination_name="external-api", local_bind_port=9191),))
+        (up,) = builder.build(view, web, datacenter="dc1", leaf=None, default=ALLOW).value.upstreams
+        assert [(e.address, e.port) for e in up.endpoints] == [("127.0.0.1", 8443)]
+        assert up.spiffe_id.endswith("/svc/external-api") and up.sni.startswith("external-api.default.dc1.")
+        await entry(writer, {**LINKED, "Services": [{"Name": "*"}]})  # * links a service with a plain instance
+        assert len(query.service_instances(view, "default", "external-api", connect=True).value) == 1
+        await entry(writer, {**LINKED, "Services": [{"Name": "other"}]})
+        assert query.service_instances(view, "default", "external-api", connect=True).value == []
+
+
+async def test_the_watcher_serves_a_terminating_gateway_a_leaf_per_linked_service():
+    async with mesh() as (view, writer, ca):
+        leaves = LeafManager(view, ca, datacenter="dc1")
+        watcher = ProxyWatcher(view, leaves, node="n1", datacenter="dc1", default=lambda: ALLOW, debounce=0.005)
+        tasks = [asyncio.create_task(leaves.run()), asyncio.create_task(watcher.run())]
+        try:
+            await put(writer, view, EXTERNAL_NODE, EGRESS, EXTERNAL)
+            first = await asyncio.wait_for(watcher.get("egress-gateway", wait=5), 5)
+            assert first.kind == "terminating-gateway" and first.terminating.services == ()
+            await entry(writer, LINKED)
+            second = await asyncio.wait_for(watcher.get("egress-gateway", index=first.index, wait=5), 5)
+            (ls,) = second.terminating.services
+            assert ls.leaf is not None and ls.leaf.service_uri.endswith("/svc/external-api")
+            await ca.rotate()  # the linked service's leaf is renewed: the gateway follows it
+            while True:
+                third = await asyncio.wait_for(watcher.get("egress-gateway", index=second.index, wait=5), 5)
+                if third.terminating.services[0].leaf.serial != ls.leaf.serial:
+                    break
+                second = third
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

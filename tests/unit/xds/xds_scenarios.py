@@ -23,6 +23,10 @@ from trellis.config.entry.chain import compile_chain
 from trellis.proxycfg.build import default_target, sni_name, target_snapshot
 from trellis.proxycfg.model import (
     INGRESS_GATEWAY,
+    TERMINATING_GATEWAY,
+    GatewayBind,
+    LinkedServiceSnapshot,
+    TerminatingSnapshot,
     ConnectProxySnapshot,
     DefaultDecision,
     Endpoint,
@@ -237,6 +241,30 @@ def ingress_gateway(listeners: list[tuple[int, str, list[tuple[UpstreamSnapshot,
         upstreams=tuple(s.upstream for li in built for s in li.services))
 
 
+SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # a CA file that exists wherever Envoy validates
+
+
+def linked(name: str, endpoints: tuple[Endpoint, ...], *, all_intentions: list[Intention] | None = None,
+           **tls: str) -> LinkedServiceSnapshot:
+    """A terminating gateway's linked service (proxycfg model rule 7). Its leaf is the web
+    fixture's: Envoy checks the certificate loads, not what it names."""
+    return LinkedServiceSnapshot(
+        name=name, namespace="default", sni=sni_name(name, "default", DC, TD),
+        spiffe_id=spiffe.service_uri(TD, "default", DC, name), leaf=web_leaf(),
+        intentions=tuple(IntentionIndex(all_intentions or ()).candidates("default", name)), endpoints=endpoints,
+        protocol="tcp", connect_timeout_ms=0, **tls)
+
+
+def terminating_gateway(services: tuple[LinkedServiceSnapshot, ...]) -> ConnectProxySnapshot:
+    """A terminating gateway on 127.0.0.1:8443 (proxycfg model rule 7)."""
+    return dataclasses.replace(
+        snapshot(service="egress-gateway"), proxy_id="egress-gateway", proxy_name="egress-gateway",
+        service_id="egress-gateway", kind=TERMINATING_GATEWAY, intentions=(),
+        public=PublicListener("127.0.0.1", 0, "", 0, "tcp", 0),
+        terminating=TerminatingSnapshot(binds=(GatewayBind("default", "127.0.0.1", 8443),),
+                                        services=tuple(sorted(services, key=lambda s: s.sni))))
+
+
 def scenarios() -> dict[str, ConnectProxySnapshot]:
     """The golden scenarios (STYLE.md §6: keep the set small)."""
     api = upstream("api", 9191, endpoints=_api_endpoints(), connect_timeout_ms=2500, config={
@@ -271,6 +299,15 @@ def scenarios() -> dict[str, ConnectProxySnapshot]:
                  .destination.request_headers)]),
             (9090, "tcp", [(upstream("db", 0, endpoints=(_ep("10.0.3.1", "db-1-sidecar-proxy"),)), (), None)]),
         ]),
+        "terminating_gateway_tls_and_plain": terminating_gateway((
+            linked("external-api", (Endpoint("api.external.com", 443, "external", "external-api", "passing"),),
+                   all_intentions=intentions({"Name": "external-api", "Sources": [{"Name": "web", "Action": "allow"}]}),
+                   ca_file=SYSTEM_BUNDLE, tls_sni="api.external.com"),
+            linked("public-api", (Endpoint("10.0.5.2", 443, "external", "public-api", "passing"),),
+                   tls_sni="api.example.org"),
+            linked("legacy-db", (Endpoint("10.0.5.1", 5432, "external", "legacy-db", "passing"),
+                                 Endpoint("10.0.5.3", 5432, "external", "legacy-db-2", "critical"))),
+        )),
         "tcp_redirect_and_failover": snapshot(upstreams=(chain_upstream("db", 9595, TCP_REDIRECT_FAILOVER, {
             "db-primary.default.default.dc1": (_ep("10.0.3.1", "db-primary-1-sidecar-proxy", "critical"),),
             "db-replica.default.default.dc1": (_ep("10.0.3.2", "db-replica-1-sidecar-proxy"),),
@@ -295,4 +332,8 @@ def variants() -> dict[str, ConnectProxySnapshot]:
             snapshot(upstreams=(dataclasses.replace(upstream("api", 9191), local_bind_address="::1"),)),
             public=PublicListener("::", 21000, "localhost", 8080, "tcp", 250)),
         "stopping_proxy": snapshot(stop=True),
+        "terminating_gateway_client_certificate": terminating_gateway((
+            linked("external-api", (Endpoint("10.0.5.2", 443, "external", "external-api", "passing"),),
+                   ca_file=str(FIXTURES / "root-1.pem"), cert_file=str(FIXTURES / "web.pem"),
+                   key_file=str(FIXTURES / "web-key.pem"), tls_sni="api.external.com"),)),
     }

@@ -19,6 +19,11 @@ Rules (reference/envoy-xds.md §2.4, §2.6, §8):
    the cluster name is the SNI name. NOTE: Consul gives an upstream that overrides the
    protocol or timeouts its own ``<hash>~<sni>`` cluster; trellis does not yet.
 5. An upstream with a discovery chain gets its chain's clusters instead (chains.py).
+6. A terminating gateway has one cluster per served linked service (knobs.py rule 8),
+   named by the service's mesh SNI: its external instances inline (STATIC when every
+   usable one is an IP literal, else STRICT_DNS, which resolves host names), sorted;
+   ``connect_timeout`` the gateway's ``connect_timeout_ms``, default 5000 ms; outlier
+   detection Envoy's defaults; TLS to the external service as tls.py rule 5 says.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.v3 import percent_pb2
 from google.protobuf import wrappers_pb2
 
-from trellis.proxycfg.model import ConnectProxySnapshot, UpstreamSnapshot
+from trellis.proxycfg.model import ConnectProxySnapshot, LinkedServiceSnapshot, UpstreamSnapshot, usable_endpoints
 from trellis.xds import types
 from trellis.xds.translate import core, knobs, rbac, tls
 from trellis.xds.translate.secrets import leaf_name
@@ -54,6 +59,8 @@ def build_clusters(snapshot: ConnectProxySnapshot, *, upstreams: tuple[UpstreamS
                 clusters.setdefault(c.name, c)
         else:
             clusters.setdefault(up.sni, build_upstream_cluster(snapshot, up))
+    for ls in knobs.served_linked(snapshot):  # rule 6
+        clusters.setdefault(ls.sni, build_external_cluster(ls))
     if local_app:
         clusters[types.LOCAL_APP] = build_local_app(snapshot)
     return [clusters[name] for name in sorted(clusters)]
@@ -110,6 +117,30 @@ def eds_cluster(snapshot: ConnectProxySnapshot, up: UpstreamSnapshot, *, name: s
         options = _HttpOptions(explicit_http_config=_HttpOptions.ExplicitHttpConfig(
             http2_protocol_options=protocol_pb2.Http2ProtocolOptions()))
         cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(core.pack(options))
+    return cluster
+
+
+def build_external_cluster(ls: LinkedServiceSnapshot) -> cluster_pb2.Cluster:
+    """Rule 6: a terminating gateway's cluster to a linked service's external instances."""
+    from trellis.xds.translate.endpoints import lb_endpoint  # endpoints.py builds on rbac.py, as this does
+
+    chosen = sorted(usable_endpoints(ls.endpoints), key=lambda e: (e.address, e.port, e.service_id))
+    assignment = endpoint_pb2.ClusterLoadAssignment(cluster_name=ls.sni)
+    if chosen:
+        assignment.endpoints.append(endpoint_components_pb2.LocalityLbEndpoints(
+            lb_endpoints=[lb_endpoint(e) for e in chosen]))
+    cluster = _Cluster(
+        name=ls.sni,
+        alt_stat_name=ls.sni,
+        type=_Cluster.STATIC if all(knobs.is_ip(e.address) for e in chosen) else _Cluster.STRICT_DNS,
+        connect_timeout=core.duration(knobs.connect_timeout_ms(ls.connect_timeout_ms)),
+        common_lb_config=_Cluster.CommonLbConfig(healthy_panic_threshold=percent_pb2.Percent(value=0)),
+        outlier_detection=outlier_detection_pb2.OutlierDetection(),
+        load_assignment=assignment,
+    )
+    context = tls.external_context(ls.ca_file, ls.cert_file, ls.key_file, ls.tls_sni)
+    if context is not None:
+        cluster.transport_socket.CopyFrom(tls.transport_socket(context))
     return cluster
 
 

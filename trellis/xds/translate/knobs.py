@@ -27,6 +27,9 @@ Rules (reference/envoy-xds.md §2.4-2.6, §2.12; DESIGN):
 7. The public listener is built unless ``public_refusal`` says why not: the local
    service has no port, the public port is not a port, or the public address is not an
    IP literal (Envoy would reject the listener).
+8. A terminating gateway's linked service is served (a filter chain and a cluster) once
+   it has a leaf and the snapshot has roots (``served_linked``); its listeners are the
+   binds whose address is an IP literal, when some linked service is served.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from typing import Any
 
 from trellis.config.duration import decode_duration
 from trellis.errors import TrellisError
-from trellis.proxycfg.model import INGRESS_GATEWAY, ConnectProxySnapshot, UpstreamSnapshot
+from trellis.proxycfg.model import INGRESS_GATEWAY, ConnectProxySnapshot, LinkedServiceSnapshot, UpstreamSnapshot
 
 HTTP_LIKE = frozenset({"http", "http2", "grpc"})
 HTTP2_LIKE = frozenset({"http2", "grpc"})
@@ -254,6 +257,13 @@ def upstream_limits(up: UpstreamSnapshot) -> Limits:
 def outlier_detection(up: UpstreamSnapshot) -> OutlierDetection:
     """Rule 5 for ``passive_health_check``."""
     return OutlierDetection(**read_block(up.config, OUTLIER_BLOCK, OUTLIER))
+
+
+def served_linked(snapshot: ConnectProxySnapshot) -> tuple[LinkedServiceSnapshot, ...]:
+    """Rule 8: the terminating gateway's linked services that are served, by SNI."""
+    if snapshot.terminating is None or not snapshot.roots:
+        return ()
+    return tuple(s for s in snapshot.terminating.services if s.leaf is not None)
 
 
 def public_refusal(snapshot: ConnectProxySnapshot) -> str:

@@ -37,9 +37,18 @@ Rules (reference/envoy-xds.md §0, §2.2, §2.3, §2.5, §8):
    http-like has an HTTP manager taking RDS route ``<port>`` (routes.py), whose virtual
    hosts pick the service by Host. Neither has a public listener or RBAC: the services'
    sidecars decide with the gateway as the source.
+7. A terminating gateway has one listener per bind (knobs.py rule 8),
+   ``<bind name>:<address>:<port>``, INBOUND, with a TLS inspector and one filter chain
+   per served linked service, matched on its mesh SNI (sorted by it): mutual TLS
+   presenting that service's leaf (``leaf/<ns>/<service>``) and requiring a mesh client
+   certificate, the network RBAC of that service's intentions (rbac.py, as a tcp public
+   listener's), then ``tcp_proxy`` to the service's cluster (clusters.py rule 6). A
+   connection with another SNI, or none, matches no chain and is closed.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from envoy.config.core.v3 import base_pb2, protocol_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
@@ -53,7 +62,14 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import message, wrappers_pb2
 
-from trellis.proxycfg.model import INGRESS_GATEWAY, ConnectProxySnapshot, IngressListenerSnapshot, UpstreamSnapshot
+from trellis.proxycfg.model import (
+    INGRESS_GATEWAY,
+    ConnectProxySnapshot,
+    GatewayBind,
+    IngressListenerSnapshot,
+    LinkedServiceSnapshot,
+    UpstreamSnapshot,
+)
 from trellis.xds import types
 from trellis.xds.translate import chains, core, knobs, rbac, tls
 from trellis.xds.translate.secrets import leaf_name
@@ -78,6 +94,10 @@ def build_listeners(snapshot: ConnectProxySnapshot, *, upstreams: tuple[Upstream
                     public: bool = True) -> list[listener_pb2.Listener]:
     """Rules 1-4: the public listener (when ``public``) and one per upstream in ``upstreams``
     (the served ones, knobs.py), sorted by name."""
+    if snapshot.terminating is not None:
+        linked = knobs.served_linked(snapshot)
+        return sorted((build_terminating_listener(snapshot, b, linked) for b in snapshot.terminating.binds
+                       if linked and knobs.is_ip(b.address)), key=lambda listener: listener.name)
     if snapshot.ingress or snapshot.kind == INGRESS_GATEWAY:
         served = {id(up) for up in upstreams}
         listeners = [build_ingress_listener(li, served) for li in snapshot.ingress]
@@ -245,6 +265,36 @@ def build_ingress_listener(li: IngressListenerSnapshot, served: set[int]) -> lis
     return listener_pb2.Listener(
         name=ingress_listener_name(li), address=core.socket_address(li.address, li.port),
         traffic_direction=base_pb2.INBOUND, filter_chains=[listener_components_pb2.FilterChain(filters=filters)],
+    )
+
+
+# -- terminating gateway listeners (rule 7) ----------------------------------------------------
+def build_terminating_listener(snapshot: ConnectProxySnapshot, bind: GatewayBind,
+                               linked: tuple[LinkedServiceSnapshot, ...]) -> listener_pb2.Listener:
+    return listener_pb2.Listener(
+        name=f"{bind.name}:{bind.address}:{bind.port}",
+        address=core.socket_address(bind.address, bind.port),
+        traffic_direction=base_pb2.INBOUND,
+        listener_filters=[listener_components_pb2.ListenerFilter(
+            name=TLS_INSPECTOR, typed_config=core.pack(tls_inspector_pb2.TlsInspector()))],
+        filter_chains=[_linked_chain(snapshot, ls) for ls in sorted(linked, key=lambda s: s.sni)],
+    )
+
+
+def _linked_chain(snapshot: ConnectProxySnapshot, ls: LinkedServiceSnapshot) -> listener_components_pb2.FilterChain:
+    """Rule 7: one linked service's chain; its RBAC is the one a tcp public listener of
+    that service would have (the snapshot seen as the service's)."""
+    as_service = dataclasses.replace(snapshot, namespace=ls.namespace, service=ls.name, intentions=ls.intentions)
+    stat_prefix = f"upstream.{ls.name}.{ls.namespace}.default.{snapshot.datacenter}"
+    filters = [
+        network_filter(rbac.NETWORK_FILTER, rbac.build_network_filter(as_service)),
+        network_filter(TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=ls.sni)),
+    ]
+    return listener_components_pb2.FilterChain(
+        name=ls.sni,
+        filter_chain_match=listener_components_pb2.FilterChainMatch(server_names=[ls.sni], transport_protocol="tls"),
+        filters=filters,
+        transport_socket=tls.transport_socket(tls.downstream_context(types.leaf_secret(ls.namespace, ls.name), "tcp")),
     )
 
 

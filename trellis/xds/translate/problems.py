@@ -28,6 +28,10 @@ Rules:
    effect. Absent, empty and zero mean "the default" (Consul's reading), never a problem.
 6. Two upstreams to one service share its cluster (clusters.py rule 4): a later one with
    other settings is told that the first one's apply.
+7. A terminating gateway: a linked service without a leaf yet is not served; one with no
+   usable external instance gets a cluster with no hosts; an http-like one is proxied
+   at L4 (its L7 intentions deny, rbac.py rule 4); a bind address that is no IP gets no
+   listener; with no linked service served there is no listener at all.
 """
 
 from __future__ import annotations
@@ -63,6 +67,30 @@ def problems(snapshot: ConnectProxySnapshot) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _terminating_problems(snapshot: ConnectProxySnapshot) -> Iterator[str]:
+    """Rule 7."""
+    t = snapshot.terminating
+    if t is None:
+        return
+    served = knobs.served_linked(snapshot)
+    for ls in t.services:
+        if ls.leaf is None:
+            yield f"linked service {ls.name}: no leaf certificate for it yet; not served until it is issued"
+        elif not usable_endpoints(ls.endpoints):
+            yield (f"linked service {ls.name}: no external instance registered, or every one is critical; "
+                   "connections to it fail")
+        if knobs.is_http(ls.protocol):
+            yield (f"linked service {ls.name}: protocol {ls.protocol} is proxied at L4 by the terminating gateway "
+                   "(L7 intentions to it deny)")
+    for b in t.binds:
+        if not knobs.is_ip(b.address):
+            yield f"gateway bind {b.name} address {b.address!r} is not an IP address; no listener for it"
+    if not t.binds:
+        yield "the gateway has no address and port to listen on (its Port, or envoy_gateway_bind_addresses)"
+    elif not served:
+        yield "no linked service is served yet (none linked, or no leaf or roots yet); no listener"
+
+
 # -- the proxy as a whole --------------------------------------------------------------------
 def _proxy_problems(snapshot: ConnectProxySnapshot) -> Iterator[str]:
     if snapshot.leaf is None:
@@ -74,6 +102,7 @@ def _proxy_problems(snapshot: ConnectProxySnapshot) -> Iterator[str]:
         if li.tls_asked:
             yield (f"ingress listener {li.port}: the ingress-gateway entry asks for TLS, which trellis does not "
                    "serve on gateway listeners yet; the listener serves plaintext")
+    yield from _terminating_problems(snapshot)
     if snapshot.kind != CONNECT_PROXY:
         return  # a gateway has no public listener or local app, and other Proxy.Config keys
     if reason := knobs.public_refusal(snapshot):

@@ -9,6 +9,8 @@ Rules (DESIGN: SDS secret names; reference/envoy-xds.md §2.9):
 3. A secret with nothing in it is not sent: no leaf yet, no leaf secret; no roots, no
    ``roots`` secret. Resources that would name a missing secret are not built either
    (resources.py), so Envoy never waits on a secret that will not come.
+4. A terminating gateway also presents each linked service's identity: one
+   ``leaf/<ns>/<service>`` per linked service that has a leaf.
 """
 
 from __future__ import annotations
@@ -26,10 +28,14 @@ def leaf_name(snapshot: ConnectProxySnapshot) -> str:
 
 
 def build_secrets(snapshot: ConnectProxySnapshot) -> list[secret_pb2.Secret]:
-    """Rules 1-3: the secrets of ``snapshot``, sorted by name."""
+    """Rules 1-4: the secrets of ``snapshot``, sorted by name."""
     secrets: list[secret_pb2.Secret] = []
     if snapshot.leaf is not None:
         secrets.append(build_leaf(leaf_name(snapshot), snapshot.leaf.cert_pem, snapshot.leaf.private_key_pem))
+    for ls in snapshot.terminating.services if snapshot.terminating is not None else ():  # rule 4
+        if ls.leaf is not None:
+            secrets.append(build_leaf(types.leaf_secret(ls.namespace, ls.name), ls.leaf.cert_pem,
+                                      ls.leaf.private_key_pem))
     if snapshot.roots:
         secrets.append(build_roots(snapshot.roots))
     return sorted(secrets, key=lambda s: s.name)

@@ -12,6 +12,13 @@ Rules (reference/envoy-xds.md §2.2, §2.6, §2.9; DESIGN: SDS secret names):
    combined with ``combined_validation_context`` (SAN matching stays ours, the bundle
    comes from SDS).
 4. TLS 1.2 is the minimum both ways (Consul's default ``mesh.tls``).
+5. A terminating gateway's TLS to an external service (``external_context``), from the
+   linked service's entry fields: ``CAFile`` verifies the server against that file (and
+   ``CertFile``/``KeyFile`` are presented as the client certificate); ``SNI`` alone
+   verifies it against the system roots (``SYSTEM_ROOTS``); with ``SNI`` the name is sent
+   and the server's certificate must carry it as a DNS, URI, email or IP SAN (Consul's
+   matchers, any one passes). Neither: no TLS, plain TCP. NOTE: Consul speaks plaintext
+   when only ``SNI`` is set; trellis originates TLS then, as the seed asks.
 """
 
 from __future__ import annotations
@@ -25,6 +32,10 @@ from trellis.xds import types
 from trellis.xds.translate import core
 
 TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
+# Rule 5: the system trust bundle Envoy reads for ``SNI`` without ``CAFile``: a fixed path
+# (Debian and Ubuntu's ca-certificates, which Python's ssl.get_default_verify_paths() also
+# names there), read by Envoy on the gateway's host, not by the agent.
+SYSTEM_ROOTS = "/etc/ssl/certs/ca-certificates.crt"
 TLS_PARAMS = common_pb2.TlsParameters(tls_minimum_protocol_version=common_pb2.TlsParameters.TLSv1_2)
 
 
@@ -72,6 +83,25 @@ def upstream_context(leaf_secret: str, sni: str, spiffe_id: str) -> tls_pb2.Upst
         ),
         sni=sni,
     )
+
+
+def external_context(ca_file: str, cert_file: str, key_file: str, sni: str) -> tls_pb2.UpstreamTlsContext | None:
+    """Rule 5: a terminating gateway's TLS to an external service, or None for plain TCP."""
+    if not ca_file and not sni:
+        return None
+    validation = common_pb2.CertificateValidationContext(
+        trusted_ca=base_pb2.DataSource(filename=ca_file or SYSTEM_ROOTS))
+    if sni:
+        validation.match_typed_subject_alt_names.extend(
+            common_pb2.SubjectAltNameMatcher(san_type=t, matcher=string_pb2.StringMatcher(exact=sni))
+            for t in (common_pb2.SubjectAltNameMatcher.DNS, common_pb2.SubjectAltNameMatcher.URI,
+                      common_pb2.SubjectAltNameMatcher.EMAIL, common_pb2.SubjectAltNameMatcher.IP_ADDRESS))
+    common = tls_pb2.CommonTlsContext(tls_params=TLS_PARAMS, validation_context=validation)
+    if ca_file and cert_file and key_file:
+        common.tls_certificates.append(common_pb2.TlsCertificate(
+            certificate_chain=base_pb2.DataSource(filename=cert_file),
+            private_key=base_pb2.DataSource(filename=key_file)))
+    return tls_pb2.UpstreamTlsContext(common_tls_context=common, sni=sni)
 
 
 def transport_socket(context: tls_pb2.DownstreamTlsContext | tls_pb2.UpstreamTlsContext) -> base_pb2.TransportSocket:
