@@ -23,11 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -36,15 +32,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bench_proxy import start_nginx, wait_http  # noqa: E402
+from bench_proxy import wait_http  # noqa: E402
+from envoy_mesh import bench_mesh  # noqa: E402
 
-from trellis.testing.agent import AgentProcess, free_port, start_agent  # noqa: E402
-
-
-def ok(agent: AgentProcess, method: str, path: str, body: object = None) -> None:
-    status, _, text = agent.request(method, path, body)
-    if status != 200:
-        raise RuntimeError(f"{method} {path}: {status} {text}")
+from trellis.testing.agent import free_port  # noqa: E402
 
 
 async def load(port: int, rate: int, seconds: float, conns: int = 32) -> dict[str, int]:
@@ -113,62 +104,39 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--gap", type=float, default=0.1, help="seconds between two writes")
     a = ap.parse_args()
-    if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
-        sys.exit("needs nginx: sh scripts/bench-deps.sh")
-    procs: list[subprocess.Popen] = []
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        agent = start_agent(tmp / "agent", "-hcl", 'default_intention_policy = "allow"', "-log-level", "warn")
-        try:
-            nginx = free_port()
-            procs.append(start_nginx(tmp, nginx))
-            env = {**os.environ, "TRELLIS_HTTP_ADDR": agent.http_addr}
-            ok(agent, "PUT", "/v1/config", {"Kind": "service-defaults", "Name": "api", "Protocol": "http"})
-            ok(agent, "PUT", "/v1/config", {"Kind": "service-resolver", "Name": "api", "Subsets": {
-                "v1": {"Filter": '"v1" in Service.Tags'}, "v2": {"Filter": '"v2" in Service.Tags'}}})
-            up = free_port()
-            bind = {"bind_address": "127.0.0.1"}
-            for sid, tag in (("api-1", "v1"), ("api-2", "v2")):
-                ok(agent, "PUT", "/v1/agent/service/register", {
-                    "Name": "api", "ID": sid, "Port": nginx, "Tags": [tag],
-                    "Connect": {"SidecarService": {"Port": free_port(), "Proxy": {"Config": bind}}}})
-            ok(agent, "PUT", "/v1/agent/service/register", {
-                "Name": "web", "ID": "web-1", "Port": free_port(), "Connect": {"SidecarService": {
-                    "Port": free_port(), "Proxy": {"Config": bind, "Upstreams": [
-                        {"DestinationName": "api", "LocalBindPort": up}]}}}})
-            admin = {sid: free_port() for sid in ("api-1", "api-2", "web-1")}
-            for sid in ("api-1", "api-2", "web-1"):
-                with open(tmp / f"{sid}.log", "w") as log:
-                    procs.append(subprocess.Popen(
-                        [sys.executable, "-m", "trellis", "connect", "envoy", "-sidecar-for", sid,
-                         "-admin-bind", f"127.0.0.1:{admin[sid]}", "--", "-l", "warning"],
-                        env=env, stdout=log, stderr=subprocess.STDOUT))
-            wait_http(up, 60)
-            seconds = a.changes * a.gap + 1.0
-            print(f"baseline: {a.rate} rps for {seconds:.1f} s, no change ...", flush=True)
-            base = asyncio.run(load(up, a.rate, seconds))
+    with bench_mesh() as m:
+        m.ok("PUT", "/v1/config", {"Kind": "service-defaults", "Name": "api", "Protocol": "http"})
+        m.ok("PUT", "/v1/config", {"Kind": "service-resolver", "Name": "api", "Subsets": {
+            "v1": {"Filter": '"v1" in Service.Tags'}, "v2": {"Filter": '"v2" in Service.Tags'}}})
+        up = free_port()
+        bind = {"bind_address": "127.0.0.1"}
+        for sid, tag in (("api-1", "v1"), ("api-2", "v2")):
+            m.ok("PUT", "/v1/agent/service/register", {
+                "Name": "api", "ID": sid, "Port": m.nginx, "Tags": [tag],
+                "Connect": {"SidecarService": {"Port": free_port(), "Proxy": {"Config": bind}}}})
+        m.ok("PUT", "/v1/agent/service/register", {
+            "Name": "web", "ID": "web-1", "Port": free_port(), "Connect": {"SidecarService": {
+                "Port": free_port(), "Proxy": {"Config": bind, "Upstreams": [
+                    {"DestinationName": "api", "LocalBindPort": up}]}}}})
+        admin = {sid: m.envoy(sid, "-sidecar-for", sid) for sid in ("api-1", "api-2", "web-1")}
+        wait_http(up, 60)
+        seconds = a.changes * a.gap + 1.0
+        print(f"baseline: {a.rate} rps for {seconds:.1f} s, no change ...", flush=True)
+        base = asyncio.run(load(up, a.rate, seconds))
 
-            async def with_changes() -> dict[str, int]:
-                task = asyncio.create_task(load(up, a.rate, seconds))
-                await asyncio.sleep(0.5)
-                for k in range(a.changes):
-                    await asyncio.to_thread(ok, agent, "PUT", "/v1/config", change(k))
-                    await asyncio.sleep(a.gap)
-                return await task
+        async def with_changes() -> dict[str, int]:
+            task = asyncio.create_task(load(up, a.rate, seconds))
+            await asyncio.sleep(0.5)
+            for k in range(a.changes):
+                await asyncio.to_thread(m.ok, "PUT", "/v1/config", change(k))
+                await asyncio.sleep(a.gap)
+            return await task
 
-            print(f"changes: {a.changes} writes {a.gap:g} s apart under the same load ...", flush=True)
-            before = rds_updates(admin["web-1"])
-            changed = asyncio.run(with_changes())
-            time.sleep(0.5)
-            routes = rds_updates(admin["web-1"]) - before
-        finally:
-            for p in reversed(procs):
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-            agent.stop()
+        print(f"changes: {a.changes} writes {a.gap:g} s apart under the same load ...", flush=True)
+        before = rds_updates(admin["web-1"])
+        changed = asyncio.run(with_changes())
+        time.sleep(0.5)
+        routes = rds_updates(admin["web-1"]) - before
     print(f"\n{'':<28} {'sent':>8} {'2xx':>8} {'non-2xx':>8} {'errors':>8}")
     for label, c in (("baseline (no change)", base), (f"{a.changes} route/split changes", changed)):
         print(f"{label:<28} {c['sent']:>8} {c['2xx']:>8} {c['non-2xx']:>8} {c['errors']:>8}")
