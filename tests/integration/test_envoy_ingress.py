@@ -67,6 +67,10 @@ def test_http_routes_by_host_and_tcp_forwards(mesh):
     mesh.wait(lambda: answer(mesh.tcp_port) == "db-1", "db through the gateway's tcp listener")
     gateway = mesh.envoys["ingress-gateway"]
     assert {f"http:127.0.0.1:{mesh.http_port}", f"tcp:127.0.0.1:{mesh.tcp_port}"} <= gateway.listeners()
+    status, _, rows = mesh.agent.request("GET", "/v1/agent/connect/proxies")
+    row = next(r for r in rows if r["ProxyID"] == "ingress-gateway")
+    assert row["Kind"] == "ingress-gateway" and row["DataPlane"] == "envoy"
+    assert row["PublicListener"] == f"http:127.0.0.1:{mesh.http_port}, tcp:127.0.0.1:{mesh.tcp_port}"
     assert mesh.nacks() == [], mesh.diagnose()
 
 

@@ -5,65 +5,44 @@ whose destination it is, and originates TLS to it (or plain TCP).
 
     client ─▶ web-1 Envoy :U ══mTLS (SNI external-api…)══▶ gateway Envoy ─TLS (SNI api.external.com)─▶ HTTPS server
     client ─▶ web-1 Envoy :P ══mTLS (SNI plain-api…)═════▶ gateway Envoy ─plain TCP─────────────────▶ HTTP app
+    client ─▶ web-1 Envoy :H ══mTLS (SNI http-api…)══════▶ gateway Envoy ─HTTP (Host: localhost)────▶ HTTP app
+                                                            (L7 intentions, per-route RBAC)
 
 Every process is started on free loopback ports and stopped by PID; every wait polls."""
 
 from __future__ import annotations
 
-import datetime as dt
 import http.server
-import ssl
+import socket
 import threading
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from trellis.testing.agent import AgentProcess, free_port, start_agent
-from trellis.testing.apps import NamedApp, answer
+from trellis.testing.apps import NamedApp, answer, get
 from trellis.testing.envoy import EnvoyMesh
+from trellis.testing.external import HttpsServer, make_ca_and_server_cert
 
 pytestmark = pytest.mark.integration
 DENY = "/v1/connect/intentions/exact?source=web&destination=external-api"
+ONLY_GET_OK = {"Kind": "service-intentions", "Name": "http-api", "Sources": [{"Name": "web", "Permissions": [
+    {"Action": "allow", "HTTP": {"PathExact": "/ok", "Methods": ["GET"]}},
+    {"Action": "deny", "HTTP": {"PathPrefix": "/"}}]}]}
 
 
-def make_ca_and_server_cert(directory) -> tuple[str, str, str]:
-    """A test CA and a certificate for api.external.com it signs: (CA, cert, key) paths."""
-    now = dt.datetime.now(dt.timezone.utc)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "external test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(1).not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-                                                                                 "api.external.com")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
-            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("api.external.com")]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    paths = directory / "ca.pem", directory / "server.pem", directory / "server-key.pem"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return tuple(str(p) for p in paths)  # type: ignore[return-value]
+class HostEcho:
+    """An HTTP app answering every GET with ``http-api``, recording each request's (Host, path).
+    It listens on 127.0.0.1 and, where it can, on ::1 at the same port: it is registered as
+    ``localhost``, which Envoy may resolve to either."""
 
-
-class HttpsServer:
-    """An HTTPS server on 127.0.0.1 answering every GET with ``external-api`` and the SNI it was asked for."""
-
-    def __init__(self, cert: str, key: str) -> None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
-        self.sni: list[str | None] = []
-        context.sni_callback = lambda sock, name, ctx: self.sni.append(name)
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        seen = self.seen
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                body = b"external-api"
+                seen.append((self.headers.get("Host", ""), self.path))
+                body = b"http-api"
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -72,14 +51,22 @@ class HttpsServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        class V6(http.server.ThreadingHTTPServer):
+            address_family = socket.AF_INET6
+
+        self.servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)]
+        self.port = self.servers[0].server_address[1]
+        try:
+            self.servers.append(V6(("::1", self.port), Handler))
+        except OSError:
+            pass  # no IPv6 loopback, or the port is taken there: Envoy will use 127.0.0.1
+        for httpd in self.servers:
+            threading.Thread(target=httpd.serve_forever, daemon=True).start()
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        for httpd in self.servers:
+            httpd.shutdown()
+            httpd.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -94,23 +81,27 @@ def mesh(agent, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("envoy-terminating")
     m = EnvoyMesh(tmp, agent)
     ca, cert, key = make_ca_and_server_cert(tmp)
-    server, plain = HttpsServer(cert, key), NamedApp("plain-api")
-    m.tls_port, m.plain_port = free_port(), free_port()  # type: ignore[attr-defined]
-    m.server = server  # type: ignore[attr-defined]
+    server, plain, echo = HttpsServer(cert, key), NamedApp("plain-api"), HostEcho()
+    m.tls_port, m.plain_port, m.http_port = free_port(), free_port(), free_port()  # type: ignore[attr-defined]
+    m.server, m.echo = server, echo  # type: ignore[attr-defined]
     try:
-        for name, port in (("external-api", server.port), ("plain-api", plain.port)):
+        for name, address, port in (("external-api", "127.0.0.1", server.port),
+                                    ("plain-api", "127.0.0.1", plain.port), ("http-api", "localhost", echo.port)):
             status, _, text = agent.request("PUT", "/v1/catalog/register", {
                 "Node": "external", "Address": "127.0.0.1",
-                "Service": {"Service": name, "Address": "127.0.0.1", "Port": port}})
+                "Service": {"Service": name, "Address": address, "Port": port}})
             assert status == 200, text
+        m.config_write({"Kind": "service-defaults", "Name": "http-api", "Protocol": "http"})
         status, _, text = agent.request("PUT", "/v1/agent/service/register", {
             "Name": "egress-gateway", "Kind": "terminating-gateway", "Address": "127.0.0.1", "Port": free_port()})
         assert status == 200, text
         m.config_write({"Kind": "terminating-gateway", "Name": "egress-gateway", "Services": [
-            {"Name": "external-api", "CAFile": ca, "SNI": "api.external.com"}, {"Name": "plain-api"}]})
+            {"Name": "external-api", "CAFile": ca, "SNI": "api.external.com"}, {"Name": "plain-api"},
+            {"Name": "http-api"}]})
         m.register("web", "web-1", upstreams=[
             {"DestinationName": "external-api", "LocalBindAddress": "127.0.0.1", "LocalBindPort": m.tls_port},
-            {"DestinationName": "plain-api", "LocalBindAddress": "127.0.0.1", "LocalBindPort": m.plain_port}])
+            {"DestinationName": "plain-api", "LocalBindAddress": "127.0.0.1", "LocalBindPort": m.plain_port},
+            {"DestinationName": "http-api", "LocalBindAddress": "127.0.0.1", "LocalBindPort": m.http_port}])
         m.start_envoy("web-1")
         m.start_gateway("terminating", "egress-gateway")
         m.wait(lambda: m.in_sync("web-1"), "web-1's Envoy ACKs its snapshot")
@@ -118,11 +109,13 @@ def mesh(agent, tmp_path_factory):
         m.stop()
         server.close()
         plain.close()
+        echo.close()
         raise
     yield m
     m.stop()
     server.close()
     plain.close()
+    echo.close()
 
 
 def test_a_mesh_service_reaches_the_external_service_over_tls_through_the_gateway(mesh):
@@ -147,3 +140,28 @@ def test_an_intention_to_the_external_service_is_enforced_at_the_gateway(mesh):
     finally:
         mesh.agent.request("DELETE", DENY)
     mesh.wait(lambda: answer(mesh.tls_port) == "external-api", "allowed again")
+
+
+def status_of(port: int, path: str) -> int | None:
+    try:
+        return get(port, path)[0]
+    except OSError:
+        return None
+
+
+def test_an_http_linked_service_gets_its_l7_intentions_and_its_own_host_at_the_gateway(mesh):
+    mesh.wait(lambda: answer(mesh.http_port, "/ok") == "http-api", "http-api through the gateway")
+    mesh.config_write(ONLY_GET_OK)
+    try:
+        mesh.wait(lambda: status_of(mesh.http_port, "/other") == 403, "the gateway denies web GET /other")
+        before = len(mesh.echo.seen)
+        assert get(mesh.http_port, "/other")[0] == 403
+        assert len(mesh.echo.seen) == before  # denied at the gateway: the external app saw nothing
+        assert get(mesh.http_port, "/ok") == (200, "http-api")  # allowed by the L7 intention
+        host, path = mesh.echo.seen[-1]
+        assert path == "/ok" and host.split(":")[0] == "localhost", mesh.echo.seen[-1]  # auto_host_rewrite
+    finally:
+        status, _, text = mesh.agent.request("DELETE", "/v1/config/service-intentions/http-api")
+        assert status == 200, text
+    mesh.wait(lambda: status_of(mesh.http_port, "/other") == 200, "the default allows /other again")
+    assert mesh.nacks() == [], mesh.diagnose()

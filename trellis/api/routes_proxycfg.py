@@ -66,6 +66,16 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def _listening(snap: Any) -> str:
+    """Where the proxy accepts connections: a sidecar's public listener, an ingress gateway's
+    listeners (protocol:address:port), a terminating gateway's bind addresses."""
+    if snap.ingress:
+        return ", ".join(f"{li.protocol}:{li.address}:{li.port}" for li in snap.ingress)
+    if snap.terminating is not None:
+        return ", ".join(f"{b.address}:{b.port}" for b in snap.terminating.binds)
+    return f"{snap.public.bind_address}:{snap.public.bind_port}"
+
+
 async def list_proxies(request: web.Request) -> web.Response:
     w = _watcher(request)
     out = []
@@ -77,9 +87,9 @@ async def list_proxies(request: web.Request) -> web.Response:
         st = w.status.get(proxy_id)
         lag, in_sync = w.lag(proxy_id)
         out.append({
-            "ProxyID": proxy_id, "Service": snap.service if snap else "", "Kind": "connect-proxy",
+            "ProxyID": proxy_id, "Service": snap.service if snap else "", "Kind": proxy.kind.value,
             "DataPlane": st.data_plane if st else "",
-            "PublicListener": f"{snap.public.bind_address}:{snap.public.bind_port}" if snap else "",
+            "PublicListener": _listening(snap) if snap else "",
             "Upstreams": [f"{u.destination_name}@{u.key}" for u in snap.upstreams] if snap else [],
             "LeafValidBefore": snap.leaf.valid_before if snap and snap.leaf else 0,
             "Connections": st.connections if st else 0,

@@ -34,7 +34,8 @@ Rules:
    entry, as /v1/catalog/gateway-services lists it (``*`` expanded): per linked service
    its leaf (from ``leaves``, which the watcher fills for ``linked_services``), the
    intentions that can decide for it, its external instances (the plain ones, not its
-   mesh ones, shared like rule 5's) and the entry's TLS files and SNI. It listens on the
+   mesh ones, shared like rule 5's), its protocol (service-defaults, else proxy-defaults)
+   and the entry's TLS files, SNI and ``DisableAutoHostRewrite``. It listens on the
    gateway's address and port (unless ``envoy_gateway_no_default_bind``) and on each
    ``envoy_gateway_bind_addresses`` entry. No entry yet: no linked services.
 """
@@ -212,7 +213,7 @@ def build_terminating(view: View, gateway: Service, *, datacenter: str, leaf: Le
             spiffe_id=spiffe.service_uri(td, ns, datacenter, name), leaf=(leaves or {}).get((ns, name)),
             intentions=tuple(index.candidates(ns, name)), endpoints=endpoints, protocol=r.protocol(ns, name),
             connect_timeout_ms=timeout, ca_file=g.ca_file, cert_file=g.cert_file, key_file=g.key_file,
-            tls_sni=g.sni))
+            tls_sni=g.sni, auto_host_rewrite=g.auto_host_rewrite))
     address = gateway.address or "0.0.0.0"
     public = PublicListener(bind_address=address, bind_port=0, local_service_address="", local_service_port=0,
                             protocol="tcp", local_connect_timeout_ms=0)
@@ -402,9 +403,25 @@ def _filter(text: str) -> bexpr.Filter:
 
 
 def _endpoint(i: Any) -> Endpoint:
-    return Endpoint(address=i.service.address or i.node.address, port=i.service.port, node=i.node.name,
-                    service_id=i.service.id, health=query.aggregate_status(i.checks).value,
-                    weight=i.service.weights.passing)
+    address, port = i.service.address or i.node.address, i.service.port
+    if not port and i.service.proxy is not None:  # a gateway registered without a port (the seed's egress)
+        address, port = _gateway_bind(i.service.proxy.config, address)
+    return Endpoint(address=address, port=port, node=i.node.name, service_id=i.service.id,
+                    health=query.aggregate_status(i.checks).value, weight=i.service.weights.passing)
+
+
+def _gateway_bind(config: dict[str, Any], address: str) -> tuple[str, int]:
+    """Where a gateway registered without a port listens: its first ``envoy_gateway_bind_
+    addresses`` entry (by name), at the service's own address when that entry binds all
+    addresses; no bind address: port 0, which no data plane sends to."""
+    try:
+        binds = parse_gateway_binds(config).addresses
+    except InvalidInput:
+        return address, 0
+    if not binds:
+        return address, 0
+    bind = binds[min(binds)]
+    return (address if bind.address in ("", "0.0.0.0", "::") else bind.address), bind.port
 
 
 def _endpoints(view: View, ns: str, name: str) -> tuple[tuple[Endpoint, ...], frozenset]:

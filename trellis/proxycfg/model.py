@@ -26,7 +26,8 @@ Rules:
    listens and, per linked service, the identity it presents for it (that service's
    leaf), the intentions whose destination can be that service, the service's external
    instances (plain catalog instances, not mesh ones) and how to reach them (TLS files
-   and SNI from the terminating-gateway entry). A linked service without a leaf yet is
+   and SNI from the terminating-gateway entry, and for an http-like one whether the Host
+   header is rewritten to the external endpoint's). A linked service without a leaf yet is
    carried with ``leaf`` None and is not served until it has one.
 """
 
@@ -137,6 +138,7 @@ class LinkedServiceSnapshot:
     cert_file: str = ""  # and present this client certificate
     key_file: str = ""
     tls_sni: str = ""  # the SNI sent to the external endpoint (the entry's ``SNI``)
+    auto_host_rewrite: bool = True  # http-like: Host becomes the external endpoint's (not ``DisableAutoHostRewrite``)
 
 
 @dataclass(frozen=True, slots=True)

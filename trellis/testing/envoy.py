@@ -171,7 +171,14 @@ class EnvoyMesh:
         return next((r for r in rows if r["ProxyID"] == f"{sid}-sidecar-proxy"), {})
 
     def in_sync(self, sid: str) -> bool:
-        row = self.proxy(sid)
+        """``sid``'s sidecar has applied its current snapshot."""
+        return self.in_sync_id(f"{sid}-sidecar-proxy")
+
+    def in_sync_id(self, proxy_id: str) -> bool:
+        """The proxy (a sidecar's or a gateway's ID) has applied its current snapshot."""
+        status, _, rows = self.agent.request("GET", "/v1/agent/connect/proxies")
+        assert status == 200, rows
+        row = next((r for r in rows if r["ProxyID"] == proxy_id), {})
         return bool(row.get("SnapshotVersion")) and row.get("AppliedVersion") == row["SnapshotVersion"]
 
     def nacks(self) -> list[str]:

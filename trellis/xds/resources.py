@@ -5,7 +5,8 @@
                             translate/clusters.py   CLUSTER   local_app, <sni> per upstream
                             translate/endpoints.py  ENDPOINT  <sni> per upstream, local_app (tcp)
                             translate/listeners.py  LISTENER  public_listener, <id>:<addr>:<port>
-                            (ROUTE: the public listener's HTTP route, with its per-route RBAC)
+                            (ROUTE: the public listener's HTTP route, with its per-route RBAC;
+                             a terminating gateway's <sni> per http-like linked service)
     resources ──consistency_problems──▶ [] when every name a resource uses is there
 
 Rules:

@@ -346,3 +346,18 @@ async def test_the_watcher_serves_a_terminating_gateway_a_leaf_per_linked_servic
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_linked_service_carries_its_protocol_and_the_entrys_host_rewrite_setting():
+    async with mesh() as (view, writer, _):
+        await put(writer, view, EXTERNAL_NODE, EGRESS, EXTERNAL)
+        await entry(writer, LINKED)
+        first = builder.build_terminating(view, EGRESS, datacenter="dc1", leaf=None, default=ALLOW)
+        (ls,) = first.value.terminating.services
+        assert (ls.protocol, ls.auto_host_rewrite) == ("tcp", True)
+        await entry(writer, {"Kind": "service-defaults", "Name": "external-api", "Protocol": "http"})
+        assert view.index_of(first.watch) > first.index  # its service-defaults are watched
+        await entry(writer, {**LINKED, "Services": [{**LINKED["Services"][0], "DisableAutoHostRewrite": True}]})
+        (ls,) = builder.build_terminating(view, EGRESS, datacenter="dc1", leaf=None,
+                                          default=ALLOW).value.terminating.services
+        assert (ls.protocol, ls.auto_host_rewrite) == ("http", False)

@@ -245,14 +245,14 @@ SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # a CA file that exists wh
 
 
 def linked(name: str, endpoints: tuple[Endpoint, ...], *, all_intentions: list[Intention] | None = None,
-           **tls: str) -> LinkedServiceSnapshot:
+           protocol: str = "tcp", **kw: Any) -> LinkedServiceSnapshot:
     """A terminating gateway's linked service (proxycfg model rule 7). Its leaf is the web
     fixture's: Envoy checks the certificate loads, not what it names."""
     return LinkedServiceSnapshot(
         name=name, namespace="default", sni=sni_name(name, "default", DC, TD),
         spiffe_id=spiffe.service_uri(TD, "default", DC, name), leaf=web_leaf(),
         intentions=tuple(IntentionIndex(all_intentions or ()).candidates("default", name)), endpoints=endpoints,
-        protocol="tcp", connect_timeout_ms=0, **tls)
+        protocol=protocol, connect_timeout_ms=0, **kw)
 
 
 def terminating_gateway(services: tuple[LinkedServiceSnapshot, ...]) -> ConnectProxySnapshot:
@@ -307,6 +307,19 @@ def scenarios() -> dict[str, ConnectProxySnapshot]:
                    tls_sni="api.example.org"),
             linked("legacy-db", (Endpoint("10.0.5.1", 5432, "external", "legacy-db", "passing"),
                                  Endpoint("10.0.5.3", 5432, "external", "legacy-db-2", "critical"))),
+        )),
+        "terminating_gateway_http_linked": terminating_gateway((
+            linked("external-web", (Endpoint("web.external.com", 443, "external", "external-web", "passing"),),
+                   protocol="http", ca_file=SYSTEM_BUNDLE, tls_sni="web.external.com",
+                   all_intentions=intentions({"Name": "external-web", "Sources": [
+                       {"Name": "web", "Permissions": [{"Action": "allow", "HTTP": {"PathExact": "/ok",
+                                                                                    "Methods": ["GET"]}}]},
+                       {"Name": "legacy", "Action": "deny"}]})),
+            linked("external-grpc", (Endpoint("10.0.5.4", 8443, "external", "external-grpc", "passing"),),
+                   protocol="grpc", auto_host_rewrite=False,
+                   all_intentions=intentions({"Name": "external-grpc", "Sources": [
+                       {"Name": "web", "Action": "allow"}]})),
+            linked("legacy-db", (Endpoint("10.0.5.1", 5432, "external", "legacy-db", "passing"),)),
         )),
         "tcp_redirect_and_failover": snapshot(upstreams=(chain_upstream("db", 9595, TCP_REDIRECT_FAILOVER, {
             "db-primary.default.default.dc1": (_ep("10.0.3.1", "db-primary-1-sidecar-proxy", "critical"),),

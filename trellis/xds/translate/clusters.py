@@ -23,7 +23,9 @@ Rules (reference/envoy-xds.md §2.4, §2.6, §8):
    named by the service's mesh SNI: its external instances inline (STATIC when every
    usable one is an IP literal, else STRICT_DNS, which resolves host names), sorted;
    ``connect_timeout`` the gateway's ``connect_timeout_ms``, default 5000 ms; outlier
-   detection Envoy's defaults; TLS to the external service as tls.py rule 5 says.
+   detection Envoy's defaults; TLS to the external service as tls.py rule 5 says; HTTP/2
+   to the external instances for an http2 or grpc service (the gateway proxies it at L7,
+   listeners.py rule 7), as Consul's gateway clusters do.
 """
 
 from __future__ import annotations
@@ -114,9 +116,7 @@ def eds_cluster(snapshot: ConnectProxySnapshot, up: UpstreamSnapshot, *, name: s
     if limits:
         cluster.circuit_breakers.CopyFrom(circuit_breakers(limits))
     if knobs.is_http2(up.protocol):
-        options = _HttpOptions(explicit_http_config=_HttpOptions.ExplicitHttpConfig(
-            http2_protocol_options=protocol_pb2.Http2ProtocolOptions()))
-        cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(core.pack(options))
+        cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(core.pack(_explicit_http2()))
     return cluster
 
 
@@ -141,7 +141,14 @@ def build_external_cluster(ls: LinkedServiceSnapshot) -> cluster_pb2.Cluster:
     context = tls.external_context(ls.ca_file, ls.cert_file, ls.key_file, ls.tls_sni)
     if context is not None:
         cluster.transport_socket.CopyFrom(tls.transport_socket(context))
+    if knobs.is_http2(ls.protocol):
+        cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(core.pack(_explicit_http2()))
     return cluster
+
+
+def _explicit_http2() -> http_protocol_options_pb2.HttpProtocolOptions:
+    return _HttpOptions(explicit_http_config=_HttpOptions.ExplicitHttpConfig(
+        http2_protocol_options=protocol_pb2.Http2ProtocolOptions()))
 
 
 def circuit_breakers(limits: knobs.Limits) -> circuit_breaker_pb2.CircuitBreakers:

@@ -41,9 +41,14 @@ Rules (reference/envoy-xds.md §0, §2.2, §2.3, §2.5, §8):
    ``<bind name>:<address>:<port>``, INBOUND, with a TLS inspector and one filter chain
    per served linked service, matched on its mesh SNI (sorted by it): mutual TLS
    presenting that service's leaf (``leaf/<ns>/<service>``) and requiring a mesh client
-   certificate, the network RBAC of that service's intentions (rbac.py, as a tcp public
-   listener's), then ``tcp_proxy`` to the service's cluster (clusters.py rule 6). A
-   connection with another SNI, or none, matches no chain and is closed.
+   certificate, then for a tcp service the network RBAC of that service's intentions
+   (rbac.py, as a tcp public listener's) and ``tcp_proxy`` to the service's cluster
+   (clusters.py rule 6). An http-like service (reference/envoy-xds.md §4) gets instead an
+   HTTP manager built as the public one of rule 1-2 is (deny-all RBAC filter, path
+   normalisation, XFCC append-forward but for grpc) taking RDS route ``<service SNI>``
+   (routes.py), whose per-route RBAC carries that service's intentions: an intention
+   change only changes the route, never the chain, so nothing is drained. A connection
+   with another SNI, or none, matches no chain and is closed.
 """
 
 from __future__ import annotations
@@ -154,7 +159,12 @@ def public_route_action(snapshot: ConnectProxySnapshot) -> route_components_pb2.
 
 
 def _public_http_manager(snapshot: ConnectProxySnapshot) -> hcm_pb2.HttpConnectionManager:
-    protocol = snapshot.public.protocol
+    return authz_http_manager(types.PUBLIC_LISTENER, snapshot.public.protocol, types.PUBLIC_LISTENER)
+
+
+def authz_http_manager(stat_prefix: str, protocol: str, route_name: str) -> hcm_pb2.HttpConnectionManager:
+    """Rule 2: an inbound HTTP manager whose RDS route ``route_name`` carries the RBAC
+    rules per route; its own RBAC config denies everything (fail closed)."""
     http_filters = []
     if protocol == "grpc":
         http_filters += [
@@ -163,8 +173,8 @@ def _public_http_manager(snapshot: ConnectProxySnapshot) -> hcm_pb2.HttpConnecti
             http_filter(GRPC_HTTP1_BRIDGE, grpc_bridge_pb2.Config()),
         ]
     http_filters += [http_filter(rbac.HTTP_FILTER, rbac.deny_all_http_filter()), _router()]
-    manager = _http_manager(types.PUBLIC_LISTENER, protocol, None, http_filters)
-    manager.rds.CopyFrom(hcm_pb2.Rds(config_source=core.ads_source(), route_config_name=types.PUBLIC_LISTENER))
+    manager = _http_manager(stat_prefix, protocol, None, http_filters)
+    manager.rds.CopyFrom(hcm_pb2.Rds(config_source=core.ads_source(), route_config_name=route_name))
     manager.normalize_path.value = True
     if protocol != "grpc":
         manager.forward_client_cert_details = _HCM.APPEND_FORWARD
@@ -281,20 +291,30 @@ def build_terminating_listener(snapshot: ConnectProxySnapshot, bind: GatewayBind
     )
 
 
+def linked_as_service(snapshot: ConnectProxySnapshot, ls: LinkedServiceSnapshot) -> ConnectProxySnapshot:
+    """Rule 7: the snapshot seen as the linked service's own, so that rbac.py builds the
+    rules a public listener of that service would have."""
+    return dataclasses.replace(snapshot, namespace=ls.namespace, service=ls.name, intentions=ls.intentions)
+
+
 def _linked_chain(snapshot: ConnectProxySnapshot, ls: LinkedServiceSnapshot) -> listener_components_pb2.FilterChain:
-    """Rule 7: one linked service's chain; its RBAC is the one a tcp public listener of
-    that service would have (the snapshot seen as the service's)."""
-    as_service = dataclasses.replace(snapshot, namespace=ls.namespace, service=ls.name, intentions=ls.intentions)
+    """Rule 7: one linked service's chain."""
     stat_prefix = f"upstream.{ls.name}.{ls.namespace}.default.{snapshot.datacenter}"
-    filters = [
-        network_filter(rbac.NETWORK_FILTER, rbac.build_network_filter(as_service)),
-        network_filter(TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=ls.sni)),
-    ]
+    if knobs.is_http(ls.protocol):
+        filters = [network_filter(HTTP_CONNECTION_MANAGER, authz_http_manager(stat_prefix, ls.protocol, ls.sni))]
+        protocol = ls.protocol
+    else:
+        filters = [
+            network_filter(rbac.NETWORK_FILTER, rbac.build_network_filter(linked_as_service(snapshot, ls))),
+            network_filter(TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=ls.sni)),
+        ]
+        protocol = "tcp"
     return listener_components_pb2.FilterChain(
         name=ls.sni,
         filter_chain_match=listener_components_pb2.FilterChainMatch(server_names=[ls.sni], transport_protocol="tls"),
         filters=filters,
-        transport_socket=tls.transport_socket(tls.downstream_context(types.leaf_secret(ls.namespace, ls.name), "tcp")),
+        transport_socket=tls.transport_socket(tls.downstream_context(types.leaf_secret(ls.namespace, ls.name),
+                                                                     protocol)),
     )
 
 

@@ -29,8 +29,7 @@ Rules:
 6. Two upstreams to one service share its cluster (clusters.py rule 4): a later one with
    other settings is told that the first one's apply.
 7. A terminating gateway: a linked service without a leaf yet is not served; one with no
-   usable external instance gets a cluster with no hosts; an http-like one is proxied
-   at L4 (its L7 intentions deny, rbac.py rule 4); a bind address that is no IP gets no
+   usable external instance gets a cluster with no hosts; a bind address that is no IP gets no
    listener; with no linked service served there is no listener at all.
 """
 
@@ -79,9 +78,6 @@ def _terminating_problems(snapshot: ConnectProxySnapshot) -> Iterator[str]:
         elif not usable_endpoints(ls.endpoints):
             yield (f"linked service {ls.name}: no external instance registered, or every one is critical; "
                    "connections to it fail")
-        if knobs.is_http(ls.protocol):
-            yield (f"linked service {ls.name}: protocol {ls.protocol} is proxied at L4 by the terminating gateway "
-                   "(L7 intentions to it deny)")
     for b in t.binds:
         if not knobs.is_ip(b.address):
             yield f"gateway bind {b.name} address {b.address!r} is not an IP address; no listener for it"

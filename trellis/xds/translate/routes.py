@@ -1,19 +1,32 @@
-"""Routes served over RDS (pure): the public listener's HTTP route to ``local_app``, and
-the routes of http-like upstreams with a discovery chain (chains.py).
+"""Routes served over RDS (pure): the public listener's HTTP route to ``local_app``, the
+routes of http-like upstreams with a discovery chain (chains.py), and a terminating
+gateway's route per http-like linked service.
 
 Rule: the route carries the intentions' HTTP RBAC as per-route config
 (``envoy.filters.http.rbac`` → ``RBACPerRoute``), which replaces the listener's
 deny-all filter config. RDS updates reach the next request on every open connection
 (Envoy looks routes up per request), so an L7 intention change is enforced without
 draining anything; the listener itself does not change when intentions do.
+
+A terminating gateway's http-like linked service (listeners.py rule 7) gets one route
+named by its SNI, as Consul names it (reference/envoy-xds.md §0, §4): every host and
+path to the service's cluster, with that service's intentions per route and
+``auto_host_rewrite`` (the external service sees its own host name) unless the entry's
+``DisableAutoHostRewrite`` is set.
 """
 
 from __future__ import annotations
 
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
+from google.protobuf import wrappers_pb2
 
-from trellis.proxycfg.model import ConnectProxySnapshot, IngressListenerSnapshot, UpstreamSnapshot
+from trellis.proxycfg.model import (
+    ConnectProxySnapshot,
+    IngressListenerSnapshot,
+    LinkedServiceSnapshot,
+    UpstreamSnapshot,
+)
 from trellis.xds import types
 from trellis.xds.translate import chains, core, knobs, listeners, rbac
 
@@ -21,7 +34,11 @@ from trellis.xds.translate import chains, core, knobs, listeners, rbac
 def build_routes(snapshot: ConnectProxySnapshot, *, public: bool,
                  upstreams: tuple[UpstreamSnapshot, ...] = ()) -> list[route_pb2.RouteConfiguration]:
     """The public route when the public listener speaks HTTP, and one route per http-like
-    upstream with a discovery chain (chains.py rule 3), named by the upstream id."""
+    upstream with a discovery chain (chains.py rule 3), named by the upstream id; for a
+    terminating gateway, one per served http-like linked service, named by its SNI."""
+    if snapshot.terminating is not None:
+        linked = [_linked_route(snapshot, ls) for ls in knobs.served_linked(snapshot) if knobs.is_http(ls.protocol)]
+        return sorted(linked, key=lambda r: r.name)
     out = {listeners.upstream_id(up): chains.build_route(up, listeners.upstream_id(up))
            for up in reversed(upstreams) if up.chain is not None and knobs.is_http(up.protocol)}
     if public and knobs.is_http(snapshot.public.protocol):
@@ -62,3 +79,15 @@ def _public_route(snapshot: ConnectProxySnapshot) -> route_pb2.RouteConfiguratio
     )
     return route_pb2.RouteConfiguration(name=types.PUBLIC_LISTENER, virtual_hosts=[
         route_components_pb2.VirtualHost(name=types.PUBLIC_LISTENER, domains=["*"], routes=[route])])
+
+
+def _linked_route(snapshot: ConnectProxySnapshot, ls: LinkedServiceSnapshot) -> route_pb2.RouteConfiguration:
+    """A terminating gateway's route to an http-like linked service, with its RBAC."""
+    per_route = http_rbac_pb2.RBACPerRoute(rbac=rbac.build_http_filter(listeners.linked_as_service(snapshot, ls)))
+    action = route_components_pb2.RouteAction(cluster=ls.sni)
+    if ls.auto_host_rewrite:
+        action.auto_host_rewrite.CopyFrom(wrappers_pb2.BoolValue(value=True))
+    route = route_components_pb2.Route(match=route_components_pb2.RouteMatch(prefix="/"), route=action,
+                                       typed_per_filter_config={rbac.HTTP_FILTER: core.pack(per_route)})
+    return route_pb2.RouteConfiguration(name=ls.sni, virtual_hosts=[
+        route_components_pb2.VirtualHost(name=ls.sni, domains=["*"], routes=[route])])

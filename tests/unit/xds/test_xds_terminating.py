@@ -1,0 +1,117 @@
+"""A terminating gateway's linked services by protocol (listeners.py rule 7, routes.py,
+clusters.py rule 6): tcp at L4, http-like through an HTTP manager whose route carries
+the service's intentions."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
+from xds_scenarios import intentions, linked, scenarios, terminating_gateway
+
+from trellis.proxycfg.model import Endpoint
+from trellis.xds import types
+from trellis.xds.resources import build_resources, consistency_problems
+from trellis.xds.translate import problems, rbac
+
+ENDPOINTS = (Endpoint("10.0.5.1", 8080, "external", "ext", "passing"),)
+L7_ALLOW_GET_OK = intentions({"Name": "ext", "Sources": [
+    {"Name": "web", "Permissions": [{"Action": "allow", "HTTP": {"PathExact": "/ok", "Methods": ["GET"]}}]}]})
+L4_ALLOW = intentions({"Name": "ext", "Sources": [{"Name": "web", "Action": "allow"}]})
+
+
+def gateway(protocol: str, all_intentions=L7_ALLOW_GET_OK, **kw):
+    return terminating_gateway((linked("ext", ENDPOINTS, protocol=protocol, all_intentions=all_intentions, **kw),))
+
+
+def chain_of(resources: dict):
+    (listener,) = resources[types.LISTENER].values()
+    (chain,) = listener.filter_chains
+    return chain
+
+
+def unpack(packed, cls):
+    out = cls()
+    assert packed.Unpack(out), f"not a {cls.__name__}"
+    return out
+
+
+@pytest.mark.parametrize(("protocol", "filters", "alpn"), [
+    ("tcp", [rbac.NETWORK_FILTER, "envoy.filters.network.tcp_proxy"], []),
+    ("http", ["envoy.filters.network.http_connection_manager"], ["http/1.1"]),
+    ("http2", ["envoy.filters.network.http_connection_manager"], ["h2", "http/1.1"]),
+    ("grpc", ["envoy.filters.network.http_connection_manager"], ["h2", "http/1.1"]),
+], ids=["tcp", "http", "http2", "grpc"])
+def test_the_linked_service_chain_follows_its_protocol(protocol: str, filters: list[str], alpn: list[str]) -> None:
+    resources = build_resources(gateway(protocol))
+    chain = chain_of(resources)
+    assert [f.name for f in chain.filters] == filters
+    context = unpack(chain.transport_socket.typed_config, tls_pb2.DownstreamTlsContext)
+    assert list(context.common_tls_context.alpn_protocols) == alpn
+    sni = chain.filter_chain_match.server_names[0]
+    assert list(resources[types.ROUTE]) == ([] if protocol == "tcp" else [sni])
+    assert consistency_problems(resources) == []
+
+
+@pytest.mark.parametrize("protocol", ["http", "http2", "grpc"])
+def test_an_http_like_chain_takes_its_route_by_sni_and_denies_without_it(protocol: str) -> None:
+    chain = chain_of(build_resources(gateway(protocol)))
+    manager = unpack(chain.filters[0].typed_config, hcm_pb2.HttpConnectionManager)
+    assert manager.rds.route_config_name == chain.filter_chain_match.server_names[0]
+    assert manager.stat_prefix == "upstream.ext.default.default.dc1"
+    assert manager.normalize_path.value
+    assert manager.HasField("http2_protocol_options") == (protocol != "http")
+    own = [f for f in manager.http_filters if f.name == rbac.HTTP_FILTER]
+    assert unpack(own[0].typed_config, http_rbac_pb2.RBAC) == rbac.deny_all_http_filter()
+    assert manager.http_filters[-1].name == "envoy.filters.http.router"
+
+
+def test_the_route_sends_everything_to_the_cluster_with_the_service_intentions() -> None:
+    resources = build_resources(gateway("http"))
+    (route,) = resources[types.ROUTE].values()
+    assert isinstance(route, route_pb2.RouteConfiguration)
+    (vhost,) = route.virtual_hosts
+    (r,) = vhost.routes
+    assert (list(vhost.domains), r.match.prefix, r.route.cluster) == (["*"], "/", route.name)
+    assert route.name in resources[types.CLUSTER]
+    per_route = unpack(r.typed_per_filter_config[rbac.HTTP_FILTER], http_rbac_pb2.RBACPerRoute)
+    assert list(per_route.rbac.rules.policies) == ["consul-intentions-layer7-0"]  # an L7 intention, not an L4 deny
+
+
+@pytest.mark.parametrize(("auto", "expected"), [(True, True), (False, False)], ids=["default", "disabled"])
+def test_the_host_is_rewritten_unless_the_entry_disables_it(auto: bool, expected: bool) -> None:
+    (route,) = build_resources(gateway("http", auto_host_rewrite=auto))[types.ROUTE].values()
+    assert route.virtual_hosts[0].routes[0].route.auto_host_rewrite.value is expected
+
+
+@pytest.mark.parametrize(("protocol", "http2"), [("tcp", False), ("http", False), ("http2", True), ("grpc", True)])
+def test_the_external_cluster_speaks_http2_for_http2_and_grpc(protocol: str, http2: bool) -> None:
+    (cluster,) = build_resources(gateway(protocol))[types.CLUSTER].values()
+    assert bool(cluster.typed_extension_protocol_options) is http2
+
+
+def test_an_intention_change_on_an_http_service_changes_only_its_route() -> None:
+    before = build_resources(gateway("http"))
+    after = build_resources(gateway("http", all_intentions=L4_ALLOW))
+    assert before[types.LISTENER] == after[types.LISTENER]  # the chain is not replaced, so not drained
+    assert before[types.CLUSTER] == after[types.CLUSTER]
+    assert before[types.ROUTE] != after[types.ROUTE]
+
+
+def test_an_http_like_linked_service_is_no_longer_a_problem() -> None:
+    assert not [p for p in problems.problems(gateway("http")) if "ext" in p]
+
+
+def test_a_linked_service_without_a_leaf_gets_no_route() -> None:
+    snap = gateway("http")
+    t = dataclasses.replace(snap.terminating, services=tuple(
+        dataclasses.replace(s, leaf=None) for s in snap.terminating.services))
+    assert build_resources(dataclasses.replace(snap, terminating=t))[types.ROUTE] == {}
+
+
+def test_the_golden_http_scenario_hangs_together() -> None:
+    assert consistency_problems(build_resources(scenarios()["terminating_gateway_http_linked"])) == []
