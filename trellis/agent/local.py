@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from trellis.catalog import keys, write
 from trellis.catalog.definition import Registration, ServiceDefinition, build_registration
+from trellis.catalog.validate import definition_warnings
 from trellis.catalog.sidecar import PortPool, sidecar_id
 from trellis.catalog.keys import CheckRef, ServiceRef
 from trellis.catalog.registration import CATALOG
@@ -28,6 +30,8 @@ from trellis.catalog.model import (
 from trellis.errors import InvalidInput, NotFound
 from trellis.store.view import View
 from trellis.store.writer import Plan, Writer
+
+log = logging.getLogger("trellis.agent")
 
 SERVICE_MAINT_PREFIX = "_service_maintenance:"
 NODE_MAINT_ID = "_node_maintenance"
@@ -150,6 +154,8 @@ class LocalAgent:
     async def register_service(
         self, defn: ServiceDefinition, *, replace_existing_checks: bool = False
     ) -> None:
+        _warn(defn)
+
         def plan(view: View) -> Plan:
             return self.plan_registration(view, defn, replace_existing_checks=replace_existing_checks)
 
@@ -164,6 +170,8 @@ class LocalAgent:
     async def register_services(self, defns: Iterable[ServiceDefinition], *, source: str = "") -> None:
         """Register several definitions in one write (config files at start and on reload)."""
         defns = list(defns)
+        for d in defns:
+            _warn(d)
 
         def plan_all(view: View) -> Plan:
             plan = Plan()
@@ -269,3 +277,9 @@ def parse_status(value: str) -> CheckStatus:
         return CheckStatus(value)
     except ValueError:
         raise InvalidInput("Status", value, message=f"Invalid check status: '{value}'") from None
+
+
+def _warn(defn: ServiceDefinition) -> None:
+    """What Consul logs but accepts: a name or tag DNS cannot serve (catalog/validate.py)."""
+    for warning in definition_warnings(defn):
+        log.warning("%s", warning)
