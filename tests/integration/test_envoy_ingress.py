@@ -4,10 +4,15 @@ mutual TLS, and intentions apply with the gateway as the source.
 
     client ─Host: web.ingress.consul─▶ gateway Envoy :H ══mTLS══▶ web-1 Envoy ─▶ web-1 app
     client ──────────────────────────▶ gateway Envoy :T ══mTLS══▶ db-1 Envoy  ─▶ db-1 app
+    client ─TLS, SNI web.ingress.consul─▶ gateway Envoy :S (Connect leaf, *.ingress.consul) ══mTLS══▶ web-1
 
 Every process is started on free loopback ports and stopped by PID; every wait polls."""
 
 from __future__ import annotations
+
+import http.client
+import socket
+import ssl
 
 import pytest
 
@@ -97,3 +102,45 @@ def test_a_seed_style_gateway_gets_its_listeners_when_its_entry_is_written_later
     mesh.start_gateway("ingress", "seed-ingress")
     mesh.wait(lambda: get(port, "/", headers={"Host": "web.example.com"}) == (200, "web-1"),
               "web through the seed's gateway")
+
+
+def https_get(port: int, sni: str, roots: list[str]) -> tuple[int, str, dict]:
+    """GET / over TLS with ``sni``, the server verified against ``roots`` and for ``sni``."""
+    ctx = ssl.create_default_context(cadata="".join(roots))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname=sni) as tls:
+        peer = tls.getpeercert()
+        tls.sendall(f"GET / HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n".encode())
+        resp = http.client.HTTPResponse(tls)  # type: ignore[arg-type]
+        resp.begin()
+        return resp.status, resp.read().decode(), peer
+
+
+def test_a_gateway_with_tls_enabled_serves_its_connect_leaf_for_its_hosts(mesh):
+    port = free_port()
+    status, _, text = mesh.agent.request("PUT", "/v1/agent/service/register", {
+        "Name": "tls-ingress", "Kind": "ingress-gateway", "Address": "127.0.0.1", "Port": free_port()})
+    assert status == 200, text
+    mesh.config_write({"Kind": "ingress-gateway", "Name": "tls-ingress", "TLS": {"Enabled": True},
+                       "Listeners": [{"Port": port, "Protocol": "http", "Services": [{"Name": "web"}]}]})
+    mesh.start_gateway("ingress", "tls-ingress")
+    _, _, body = mesh.agent.request("GET", "/v1/connect/ca/roots")
+    roots = [r["RootCert"] for r in body["Roots"]]
+
+    def served() -> tuple[int, str, dict] | None:
+        try:
+            return https_get(port, "web.ingress.consul", roots)
+        except (OSError, ssl.SSLError):
+            return None
+
+    mesh.wait(lambda: (got := served()) is not None and got[:2] == (200, "web-1"), "web over TLS through the gateway")
+    _, _, peer = served()
+    dns = [v for k, v in peer["subjectAltName"] if k == "DNS"]
+    assert "*.ingress.consul" in dns and "*.ingress.dc1.consul" in dns, peer
+    assert any(k == "URI" and v.endswith("/svc/tls-ingress") for k, v in peer["subjectAltName"]), peer
+    with pytest.raises(ssl.SSLCertVerificationError):  # a name the gateway was not granted
+        https_get(port, "web.example.com", roots)
+    status, _, rows = mesh.agent.request("GET", "/v1/agent/connect/proxies")
+    row = next(r for r in rows if r["ProxyID"] == "tls-ingress")
+    assert not any("TLS" in p or "SDS" in p for p in row.get("Problems") or ()), row
+    assert mesh.nacks() == [], mesh.diagnose()

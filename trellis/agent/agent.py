@@ -341,7 +341,7 @@ class Agent:
         c = self.cfg.connect
         policy = RenewalPolicy(c.leaf_renew_after, c.leaf_renew_before, c.root_change_jitter)
         self.ca = CAManager(self.view, self.writer, datacenter=self.datacenter, enabled=c.enabled,
-                            prune_interval=c.root_prune_interval)
+                            domain=self.cfg.domain, prune_interval=c.root_prune_interval)
         await self.ca.initialize(c.ca_provider, c.ca_config)
         self.leaves = LeafManager(self.view, self.ca, datacenter=self.datacenter, policy=policy)
         from trellis.proxycfg.model import DefaultDecision
@@ -362,7 +362,7 @@ class Agent:
                 asyncio.get_running_loop().call_later(1.0, self.runner.probe_now, key)
 
         self.proxies = ProxyWatcher(self.view, self.leaves, node=self.node_name, datacenter=self.datacenter,
-                                    default=default, on_proxy_up=proxy_up)
+                                    default=default, domain=self.cfg.domain, on_proxy_up=proxy_up)
         if c.enabled:
             tg.create_task(self.ca.run(), name="ca")
             tg.create_task(self.leaves.run(), name="leaves")

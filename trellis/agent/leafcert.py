@@ -16,7 +16,10 @@ Rules:
    or its wait ends.
 4. A non-blocking read re-validates: an expired leaf, or one signed by a key that is
    no longer the active one, is replaced before answering (Consul).
-5. Entries nobody asked for in ``IDLE_EXPIRY`` and nobody watches (``notify``) are
+5. A leaf carries the DNS SANs its last ``get(dns_names=...)`` asked for (an ingress
+   gateway's, for TLS on its listeners); asking for other names issues a new leaf, and
+   ``get`` without them takes whatever the service's leaf carries.
+6. Entries nobody asked for in ``IDLE_EXPIRY`` and nobody watches (``notify``) are
    dropped at their renewal time instead of renewed.
 """
 
@@ -57,6 +60,7 @@ class LeafCert:
     private_key_pem: str
     chain: tuple[str, ...]  # the active root's intermediates when last checked
     index: int
+    dns_names: tuple[str, ...] = ()  # the DNS SANs it was asked with (rule 5)
 
     @property
     def cert_pem(self) -> str:
@@ -68,6 +72,7 @@ class LeafCert:
 class _Entry:
     namespace: str
     service: str
+    dns_names: tuple[str, ...] = ()  # rule 5
     cert: LeafCert | None = None
     issued_at: float = 0.0
     due: float = 0.0
@@ -107,15 +112,23 @@ class LeafManager:
         return self._index
 
     # -- reads ----------------------------------------------------------------------------
-    async def get(self, namespace: str, service: str, *, index: int = 0, wait: float = 0.0) -> LeafCert:
+    async def get(self, namespace: str, service: str, *, index: int = 0, wait: float = 0.0,
+                  dns_names: tuple[str, ...] | None = None) -> LeafCert:
         """The service's current leaf (rule 4 when ``index`` is 0), or, with ``index``,
-        the first leaf whose index passes it within ``wait`` seconds (rule 3)."""
+        the first leaf whose index passes it within ``wait`` seconds (rule 3); with
+        ``dns_names``, one carrying exactly those DNS SANs (rule 5)."""
         entry = self._entries.get((namespace, service))
         if entry is None:
             entry = self._entries[(namespace, service)] = _Entry(namespace, service)
         entry.last_read = self.clock()
-        if entry.cert is None or (index == 0 and not self._usable(entry.cert)):
-            return await self._issue(entry)
+        if dns_names is not None:
+            entry.dns_names = dns_names
+        if (entry.cert is None or entry.cert.dns_names != entry.dns_names
+                or (index == 0 and not self._usable(entry.cert))):
+            cert = await self._issue(entry)
+            if cert.dns_names != entry.dns_names:  # shared an issuance begun for other names
+                cert = await self._issue(entry)
+            return cert
         if index == 0 or entry.cert.index > index:
             return entry.cert
         return await self._wait_change(entry, index, wait)
@@ -178,7 +191,8 @@ class LeafManager:
         td = self._ca.trust_domain
         uri = spiffe.service_uri(td, entry.namespace, self.datacenter, entry.service)
         key = certs.generate_key(certs.LEAF_KEY)
-        csr = certs.dump_csr(certs.build_csr(key, uri))
+        dns_names = entry.dns_names
+        csr = certs.dump_csr(certs.build_csr(key, uri, dns_names))
         for attempt in range(2):
             try:
                 signed = await self.signer.sign_csr(csr)
@@ -186,7 +200,7 @@ class LeafManager:
             except Conflict:  # the root was pruned under the signing: once more, now
                 if attempt:
                     raise
-        cert = LeafCert(signed, certs.dump_private_key(key), signed.intermediates, self._next_index())
+        cert = LeafCert(signed, certs.dump_private_key(key), signed.intermediates, self._next_index(), dns_names)
         self._publish(entry, cert, issued_at=self.clock())
         return cert
 
@@ -234,7 +248,7 @@ class LeafManager:
                 pass
 
     async def _renew(self, entry: _Entry, now: float) -> None:
-        if now - entry.last_read > IDLE_EXPIRY and not entry.watchers:  # rule 5
+        if now - entry.last_read > IDLE_EXPIRY and not entry.watchers:  # rule 6
             self._entries.pop((entry.namespace, entry.service), None)
             return
         try:

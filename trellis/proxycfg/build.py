@@ -29,7 +29,8 @@ Rules:
    listener's protocol) resolved as a sidecar's upstream to it would be, with the
    listener's protocol, the service's limits (else the entry's ``Defaults``), its hosts
    (``<service>.ingress.*`` and ``...:<port>`` by default on http-like listeners) and its
-   header changes. No entry yet: no listeners.
+   header changes, and its TLS (``listener_tls``: the gateway's ``TLS``, turned on or
+   refined by the listener's). No entry yet: no listeners.
 9. A terminating gateway's snapshot (model.py rule 7) comes from its terminating-gateway
    entry, as /v1/catalog/gateway-services lists it (``*`` expanded): per linked service
    its leaf (from ``leaves``, which the watcher fills for ``linked_services``), the
@@ -57,7 +58,7 @@ from trellis.catalog.gateway_services import TERMINATING, GatewayService, gatewa
 from trellis.catalog.model import Service, ServiceKind, Upstream
 from trellis.config.entry.fields import HTTP_LIKE
 from trellis.config.entry.model import ProxyDefaults, ServiceDefaults, UpstreamConfig
-from trellis.config.entry.model_gateway import IngressGateway, IngressService
+from trellis.config.entry.model_gateway import IngressGateway, IngressService, listener_tls
 from trellis.config.duration import format_duration
 from trellis.config.entry.chain import ChainTarget, CompiledChain, compile_chain
 from trellis.connect import spiffe
@@ -70,6 +71,7 @@ from trellis.proxycfg.model import (
     Endpoint,
     GatewayBind,
     IngressListenerSnapshot,
+    IngressTLS,
     IngressServiceSnapshot,
     LeafSnapshot,
     LinkedServiceSnapshot,
@@ -165,10 +167,11 @@ def build_ingress(view: View, gateway: Service, *, datacenter: str, leaf: LeafSn
             services.append(IngressServiceSnapshot(
                 upstream=_upstream(r, view, gateway, u, datacenter, td), hosts=tuple(hosts),
                 request_headers=svc.request_headers, response_headers=svc.response_headers))
-        tls_asked = bool(entry.tls.enabled or entry.tls.sds or (li.tls and (li.tls.enabled or li.tls.sds))
-                         or any(s.tls and s.tls.sds for s in li.services))
-        listeners.append(IngressListenerSnapshot(address=address, port=li.port, protocol=protocol,
-                                                 services=tuple(services), tls_asked=tls_asked))
+        own = listener_tls(entry, li)
+        tls = IngressTLS(own.tls_min_version, own.tls_max_version, own.cipher_suites) if own.enabled else None
+        listeners.append(IngressListenerSnapshot(
+            address=address, port=li.port, protocol=protocol, services=tuple(services), tls=tls,
+            sds_asked=bool(own.sds or any(s.tls and s.tls.sds for s in li.services))))
     public = PublicListener(bind_address=address, bind_port=0, local_service_address="", local_service_port=0,
                             protocol="tcp", local_connect_timeout_ms=0)
     given = dict(

@@ -104,12 +104,24 @@ class IngressServiceSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class IngressTLS:
+    """TLS towards an ingress listener's clients, with the gateway's Connect leaf (its DNS
+    SANs name the listener's hosts); the entry's versions and cipher suites ("" and ():
+    unset)."""
+
+    min_version: str = ""
+    max_version: str = ""
+    cipher_suites: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class IngressListenerSnapshot:
     address: str
     port: int
     protocol: str  # tcp | http | http2 | grpc
     services: tuple[IngressServiceSnapshot, ...] = ()
-    tls_asked: bool = False  # the entry asks for TLS here, which is not served yet (problems.py says so)
+    tls: IngressTLS | None = None  # TLS enabled (gateway-wide or on the listener); None: plaintext
+    sds_asked: bool = False  # the entry asks for an SDS certificate, which is not served yet (problems.py)
 
 
 @dataclass(frozen=True, slots=True)

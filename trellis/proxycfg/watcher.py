@@ -23,6 +23,9 @@ Rules:
 6. A terminating gateway also presents the identity of each service it links: its
    follower gets a leaf for every linked service (build.py rule 9) and wakes when any
    of them changes, as when a watch key moves.
+7. An ingress gateway's leaf carries the DNS SANs its entry grants when it asks for TLS
+   (``tls_dns_sans``: ``*.ingress.<domain>``, ``*.ingress.<dc>.<domain>``, the services'
+   Hosts); the entry is in the build's watch, so a changed entry asks for a new leaf.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from trellis.agent.leafcert import LeafCert, LeafManager
 from trellis.catalog.gateway import kind_watch, with_effective_kind
 from trellis.catalog.keys import ServiceRef
 from trellis.catalog.model import Service, ServiceKind
+from trellis.config.entry.model_gateway import IngressGateway, tls_dns_sans
 from trellis.errors import NotFound, TrellisError, Unavailable
 from trellis.proxycfg import build as builder
 from trellis.proxycfg.model import ConnectProxySnapshot, DefaultDecision, LeafSnapshot
@@ -73,13 +77,14 @@ class ProxyStatus:
 
 class ProxyWatcher:
     def __init__(self, view: View, leaves: LeafManager, *, node: str, datacenter: str,
-                 default: Callable[[], DefaultDecision], debounce: float = DEBOUNCE,
+                 default: Callable[[], DefaultDecision], domain: str = "consul.", debounce: float = DEBOUNCE,
                  clock: Callable[[], float] = time.time,
                  on_proxy_up: Callable[[Service], None] | None = None) -> None:
         self.view = view
         self.leaves = leaves
         self.node = node
         self.datacenter = datacenter
+        self.domain = domain
         self.default = default
         self.debounce = debounce
         self.on_proxy_up = on_proxy_up  # a proxy process reported for the first time
@@ -274,7 +279,7 @@ class ProxyWatcher:
             ns = proxy.namespace
             service = proxy.proxy.destination_service_name if proxy.kind is ServiceKind.CONNECT_PROXY else proxy.name
             try:
-                leaf = await self.leaves.get(ns, service)
+                leaf = await self.leaves.get(ns, service, dns_names=self._dns_names(proxy))
                 linked = await self._linked_leaves(proxy)  # rule 6
             except TrellisError as exc:  # rule 4
                 log.warning("proxy %s: no leaf for %s or a service it links yet (%s); retrying",
@@ -307,6 +312,14 @@ class ProxyWatcher:
             await self._wait(proxy_id, result.watch, result.index, [(ns, service, leaf), *(
                 (k[0], k[1], cert) for k, cert in linked.items())])
             await asyncio.sleep(self.debounce)  # rule 2
+
+    def _dns_names(self, proxy: Service) -> tuple[str, ...] | None:
+        """Rule 7: the DNS SANs an ingress gateway's leaf carries (None: not a question for
+        other kinds)."""
+        if proxy.kind in (ServiceKind.CONNECT_PROXY, ServiceKind.TERMINATING_GATEWAY):
+            return None
+        row = self.view["config"].get(IngressGateway.KIND, proxy.namespace, proxy.name)
+        return tls_dns_sans(row.entry, datacenter=self.datacenter, domain=self.domain) if row else ()
 
     async def _linked_leaves(self, proxy: Service) -> dict[tuple[str, str], LeafCert]:
         """Rule 6: the leaf of every service a terminating gateway links (none for other kinds)."""

@@ -221,10 +221,13 @@ def test_the_protocols_named_are_the_translations() -> None:
     assert set(PROTOCOLS) == {"tcp"} | knobs.HTTP_LIKE
 
 
-def test_an_ingress_listener_asking_for_tls_is_reported_as_plaintext() -> None:
-    snap = scenarios()["ingress_gateway_http_and_tcp"]
+def test_ingress_tls_is_served_and_only_an_sds_certificate_is_reported() -> None:
+    snap = scenarios()["ingress_gateway_tls"]
     assert problems(snap) == ()
-    li = dataclasses.replace(snap.ingress[0], tls_asked=True)
-    assert problems(dataclasses.replace(snap, ingress=(li, *snap.ingress[1:]))) == (
-        f"ingress listener {li.port}: the ingress-gateway entry asks for TLS, which trellis does not serve on "
-        "gateway listeners yet; the listener serves plaintext",)
+    tls_li = dataclasses.replace(snap.ingress[0], sds_asked=True)
+    plain_li = dataclasses.replace(snap.ingress[1], sds_asked=True, tls=None)
+    assert problems(dataclasses.replace(snap, ingress=(tls_li, plain_li))) == (
+        f"ingress listener {tls_li.port}: the ingress-gateway entry asks for an SDS certificate, which trellis "
+        "does not serve yet; the listener serves the gateway's Connect certificate",
+        f"ingress listener {plain_li.port}: the ingress-gateway entry asks for an SDS certificate, which trellis "
+        "does not serve yet; the listener serves plaintext")

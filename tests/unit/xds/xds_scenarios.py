@@ -31,6 +31,7 @@ from trellis.proxycfg.model import (
     DefaultDecision,
     Endpoint,
     IngressListenerSnapshot,
+    IngressTLS,
     IngressServiceSnapshot,
     LeafSnapshot,
     PublicListener,
@@ -227,12 +228,13 @@ TCP_REDIRECT_FAILOVER = [
 
 
 def ingress_gateway(listeners: list[tuple[int, str, list[tuple[UpstreamSnapshot, tuple[str, ...], Any]]]],
-                    ) -> ConnectProxySnapshot:
+                    tls: dict[int, IngressTLS] | None = None) -> ConnectProxySnapshot:
     """An ingress gateway's snapshot (proxycfg model rule 6): (port, protocol, [(upstream,
-    hosts, request header changes)]) per listener."""
+    hosts, request header changes)]) per listener; ``tls``: by port, the listeners with TLS."""
     built = tuple(IngressListenerSnapshot("127.0.0.1", port, protocol, tuple(
         IngressServiceSnapshot(dataclasses.replace(up, local_bind_address="127.0.0.1", local_bind_port=port),
-                               hosts, request_headers=headers) for up, hosts, headers in services))
+                               hosts, request_headers=headers) for up, hosts, headers in services),
+        tls=(tls or {}).get(port))
         for port, protocol, services in listeners)
     return dataclasses.replace(
         snapshot(service="ingress-gateway"), proxy_id="ingress-gateway", proxy_name="ingress-gateway",
@@ -299,6 +301,14 @@ def scenarios() -> dict[str, ConnectProxySnapshot]:
                  .destination.request_headers)]),
             (9090, "tcp", [(upstream("db", 0, endpoints=(_ep("10.0.3.1", "db-1-sidecar-proxy"),)), (), None)]),
         ]),
+        "ingress_gateway_tls": ingress_gateway([
+            (8443, "http", [
+                (upstream("web", 0, protocol="http", endpoints=(_ep("10.0.4.1", "web-1-sidecar-proxy"),)),
+                 ("web.ingress.*", "web.ingress.*:8443"), None)]),
+            (9443, "tcp", [(upstream("db", 0, endpoints=(_ep("10.0.3.1", "db-1-sidecar-proxy"),)), (), None)]),
+        ], tls={8443: IngressTLS("TLSv1_2", "TLSv1_2", ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                                                         "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384")),
+                9443: IngressTLS()}),
         "terminating_gateway_tls_and_plain": terminating_gateway((
             linked("external-api", (Endpoint("api.external.com", 443, "external", "external-api", "passing"),),
                    all_intentions=intentions({"Name": "external-api", "Sources": [{"Name": "web", "Action": "allow"}]}),

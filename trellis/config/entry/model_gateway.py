@@ -109,3 +109,41 @@ class TerminatingGateway:
     namespace: str = key("Namespace", DEFAULT_NS, omit_value=DEFAULT_NS)
     services: tuple[LinkedService, ...] = key("Services", (), omitempty=False)
     meta: dict[str, str] = key("Meta", factory=dict)
+
+
+def listener_tls(entry: IngressGateway, listener: IngressListener) -> GatewayTLSConfig:
+    """The TLS an ingress listener serves: the gateway's, with what the listener's ``TLS``
+    sets on top (Consul's ``resolveListenerTLSConfig``: a listener can turn TLS on, not off;
+    its SDS, versions and cipher suites replace the gateway's when given)."""
+    gw, own = entry.tls, listener.tls
+    if own is None:
+        return gw
+    return GatewayTLSConfig(
+        enabled=gw.enabled or own.enabled, sds=own.sds or gw.sds,
+        tls_min_version=own.tls_min_version or gw.tls_min_version,
+        tls_max_version=own.tls_max_version or gw.tls_max_version,
+        cipher_suites=own.cipher_suites or gw.cipher_suites)
+
+
+def tls_dns_sans(entry: IngressGateway, *, datacenter: str, domain: str) -> tuple[str, ...]:
+    """The DNS SANs the gateway's Connect leaf carries when TLS is enabled on the gateway or
+    on any listener (Consul's ``generateIngressDNSSANs``), else none: ``*.ingress.<domain>``
+    and ``*.ingress.<dc>.<domain>`` (``*.ingress.<ns>.…`` for a service of another
+    namespace), then every service's ``Hosts`` (without a port; ``*`` alone is no name).
+    Lower-case, without duplicates, in that order. Pure."""
+    if not any(listener_tls(entry, li).enabled for li in entry.listeners) and not entry.tls.enabled:
+        return ()
+    domain = domain.rstrip(".").lower()
+    names: list[str] = []
+    namespaces = sorted({s.namespace or entry.namespace for li in entry.listeners for s in li.services}
+                        or {entry.namespace}, key=lambda ns: (ns != DEFAULT_NS, ns))
+    for ns in namespaces:
+        label = "" if ns == DEFAULT_NS else f"{ns.lower()}."
+        names += [f"*.ingress.{label}{domain}", f"*.ingress.{label}{datacenter.lower()}.{domain}"]
+    for li in entry.listeners:
+        for s in li.services:
+            for host in s.hosts:
+                name = (host.rsplit(":", 1)[0] if host.count(":") == 1 else host).rstrip(".").lower()
+                if name and name != "*":
+                    names.append(name)
+    return tuple(dict.fromkeys(names))

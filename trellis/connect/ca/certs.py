@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -246,9 +247,12 @@ def load_csr(der: bytes) -> x509.CertificateSigningRequest:
         raise InvalidCertificate("CSR", f"malformed ({_why(exc)})") from None
 
 
-def check_csr(csr: x509.CertificateSigningRequest, *, trust_domain: str, datacenter: str) -> spiffe.ServiceID:
+def check_csr(csr: x509.CertificateSigningRequest, *, trust_domain: str, datacenter: str,
+              dns_names: Callable[[spiffe.ServiceID], tuple[str, ...]] = lambda sid: ()) -> spiffe.ServiceID:
     """What the server checks before signing: the CSR's own signature, one SPIFFE
-    service ID in our trust domain and datacenter, a strong enough key. Pure."""
+    service ID in our trust domain and datacenter, a strong enough key, and no other
+    SAN but DNS names ``dns_names(service ID)`` grants it (an ingress gateway's, from its
+    entry; none for any other service). Pure."""
     if not csr.is_signature_valid:
         raise InvalidCertificate("CSR", "its signature does not verify")
     uris = uri_sans(csr)
@@ -263,12 +267,28 @@ def check_csr(csr: x509.CertificateSigningRequest, *, trust_domain: str, datacen
     if sid.datacenter != datacenter:
         raise InvalidCertificate("CSR", f"SPIFFE ID {uris[0]} names datacenter {sid.datacenter!r}, "
                                         f"this server signs for {datacenter!r}")
+    _check_other_sans(csr, sid, {n.lower() for n in dns_names(sid)})
     pub = csr.public_key()
     if isinstance(pub, rsa.RSAPublicKey) and pub.key_size < 2048:
         raise InvalidCertificate("CSR", f"RSA key of {pub.key_size} bits is too weak (2048 at least)")
     if not isinstance(pub, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
         raise InvalidCertificate("CSR", "the key must be EC or RSA")
     return sid
+
+
+def _check_other_sans(csr: x509.CertificateSigningRequest, sid: spiffe.ServiceID, granted: set[str]) -> None:
+    try:
+        sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return
+    for name in sans:
+        if isinstance(name, x509.UniformResourceIdentifier):
+            continue
+        if not isinstance(name, x509.DNSName):
+            raise InvalidCertificate("CSR", f"SAN {name.value!r} is not a URI or DNS name")
+        if name.value.lower() not in granted:
+            raise InvalidCertificate("CSR", f"DNS SAN {name.value!r} is not one service {sid.service!r} is granted "
+                                            "(only an ingress gateway with TLS has DNS SANs: its entry's hosts)")
 
 
 def sign_leaf(csr: x509.CertificateSigningRequest, signer: x509.Certificate, signer_key: PrivateKey, *,

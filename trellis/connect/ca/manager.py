@@ -30,6 +30,8 @@ from typing import Any
 
 from cryptography import x509
 
+from trellis.config.entry.model_gateway import IngressGateway, tls_dns_sans
+from trellis.connect import spiffe
 from trellis.connect.ca import certs, config, rotation
 from trellis.connect.ca.config import CAConfig, ConfigRequest
 from trellis.connect.ca.errors import CANotReady, ConnectDisabled, InvalidCAConfig
@@ -57,11 +59,12 @@ def _leaf_serial() -> int:
 
 class CAManager:
     def __init__(self, view: View, writer: Writer, *, datacenter: str, enabled: bool = True,
-                 prune_interval: float = 3600.0, clock: Callable[[], float] = time.time,
+                 domain: str = "consul.", prune_interval: float = 3600.0, clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.view = view
         self.writer = writer
         self.datacenter = datacenter
+        self.domain = domain
         self.enabled = enabled
         self.prune_interval = prune_interval
         self.clock = clock
@@ -170,7 +173,8 @@ class CAManager:
         self.limiter.configure(cfg.csr_max_per_second, cfg.csr_max_concurrent)
         async with self.limiter.admit():
             csr = certs.load_csr(csr_der)
-            sid = certs.check_csr(csr, trust_domain=self.table.trust_domain, datacenter=self.datacenter)
+            sid = certs.check_csr(csr, trust_domain=self.table.trust_domain, datacenter=self.datacenter,
+                                  dns_names=self._granted_dns_names)
             leaf = await self._provider(cfg.provider).sign_leaf(
                 active, csr, serial=_leaf_serial(), now=_utc(self.clock()),
                 ttl=dt.timedelta(seconds=cfg.leaf_cert_ttl))
@@ -183,6 +187,13 @@ class CAManager:
             service=sid.service, namespace=sid.namespace, service_uri=sid.uri,
             valid_after=certs.not_before(leaf).timestamp(), valid_before=valid_before,
         )
+
+    def _granted_dns_names(self, sid: spiffe.ServiceID) -> tuple[str, ...]:
+        """The DNS SANs a leaf of ``sid`` may carry: its ingress-gateway entry's, if it has one."""
+        row = self.view["config"].get(IngressGateway.KIND, sid.namespace, sid.service)
+        if row is None:
+            return ()
+        return tls_dns_sans(row.entry, datacenter=self.datacenter, domain=self.domain)
 
     async def _cover(self, root_id: str, valid_before: float, ttl: float) -> None:
         """Raise the root's issued mark past ``valid_before`` before the leaf leaves (rule 2)."""

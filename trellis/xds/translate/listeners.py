@@ -36,7 +36,8 @@ Rules (reference/envoy-xds.md §0, §2.2, §2.3, §2.5, §8):
    tcp sends its one service's ``tcp_proxy`` to that service's cluster (or its chain's);
    http-like has an HTTP manager taking RDS route ``<port>`` (routes.py), whose virtual
    hosts pick the service by Host. Neither has a public listener or RBAC: the services'
-   sidecars decide with the gateway as the source.
+   sidecars decide with the gateway as the source. A listener with TLS enabled terminates
+   it with the gateway's leaf (tls.py rule 6): one filter chain, no SNI match.
 7. A terminating gateway has one listener per bind (knobs.py rule 8),
    ``<bind name>:<address>:<port>``, INBOUND, with a TLS inspector and one filter chain
    per served linked service, matched on its mesh SNI (sorted by it): mutual TLS
@@ -105,7 +106,8 @@ def build_listeners(snapshot: ConnectProxySnapshot, *, upstreams: tuple[Upstream
                        if linked and knobs.is_ip(b.address)), key=lambda listener: listener.name)
     if snapshot.ingress or snapshot.kind == INGRESS_GATEWAY:
         served = {id(up) for up in upstreams}
-        listeners = [build_ingress_listener(li, served) for li in snapshot.ingress]
+        leaf = leaf_name(snapshot) if snapshot.leaf is not None else None
+        listeners = [build_ingress_listener(li, served, leaf) for li in snapshot.ingress]
         return sorted((x for x in listeners if x is not None), key=lambda listener: listener.name)
     listeners = [build_upstream_listener(up) for up in upstreams]
     if public:
@@ -257,9 +259,13 @@ def ingress_route_name(li: IngressListenerSnapshot) -> str:
     return str(li.port)
 
 
-def build_ingress_listener(li: IngressListenerSnapshot, served: set[int]) -> listener_pb2.Listener | None:
+def build_ingress_listener(li: IngressListenerSnapshot, served: set[int],
+                           leaf_secret: str | None) -> listener_pb2.Listener | None:
     """Rule 6; ``served``: ids of the upstreams that are served. A tcp listener whose one
-    service is refused gets no listener."""
+    service is refused gets no listener. With TLS, the chain presents ``leaf_secret``
+    (None: no leaf yet, so no listener, which would wait on a secret that is not sent)."""
+    if li.tls is not None and leaf_secret is None:
+        return None
     stat_prefix = f"ingress_upstream_{li.port}"
     if knobs.is_http(li.protocol):
         manager = _http_manager(stat_prefix, li.protocol, None, [_router()])
@@ -272,9 +278,12 @@ def build_ingress_listener(li: IngressListenerSnapshot, served: set[int]) -> lis
         up = ups[0]
         cluster = chains.start_cluster(up) if up.chain is not None else up.sni
         filters = [network_filter(TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster))]
+    chain = listener_components_pb2.FilterChain(filters=filters)
+    if li.tls is not None:
+        chain.transport_socket.CopyFrom(tls.transport_socket(tls.ingress_context(leaf_secret, li.protocol, li.tls)))
     return listener_pb2.Listener(
         name=ingress_listener_name(li), address=core.socket_address(li.address, li.port),
-        traffic_direction=base_pb2.INBOUND, filter_chains=[listener_components_pb2.FilterChain(filters=filters)],
+        traffic_direction=base_pb2.INBOUND, filter_chains=[chain],
     )
 
 

@@ -95,9 +95,10 @@ def _proxy_problems(snapshot: ConnectProxySnapshot) -> Iterator[str]:
     elif not snapshot.roots:
         yield "no trusted CA roots yet; no public listener and no upstream listeners until there are"
     for li in snapshot.ingress:
-        if li.tls_asked:
-            yield (f"ingress listener {li.port}: the ingress-gateway entry asks for TLS, which trellis does not "
-                   "serve on gateway listeners yet; the listener serves plaintext")
+        if li.sds_asked:
+            yield (f"ingress listener {li.port}: the ingress-gateway entry asks for an SDS certificate, which "
+                   "trellis does not serve yet; the listener serves "
+                   + ("the gateway's Connect certificate" if li.tls is not None else "plaintext"))
     yield from _terminating_problems(snapshot)
     if snapshot.kind != CONNECT_PROXY:
         return  # a gateway has no public listener or local app, and other Proxy.Config keys

@@ -19,6 +19,10 @@ Rules (reference/envoy-xds.md §2.2, §2.6, §2.9; DESIGN: SDS secret names):
    and the server's certificate must carry it as a DNS, URI, email or IP SAN (Consul's
    matchers, any one passes). Neither: no TLS, plain TCP. NOTE: Consul speaks plaintext
    when only ``SNI`` is set; trellis originates TLS then, as the seed asks.
+6. An ingress listener with TLS enabled (``ingress_context``) presents the gateway's leaf
+   (whose DNS SANs are the listener's hosts) to clients outside the mesh: no client
+   certificate, the entry's TLS versions (unset minimum: 1.2, rule 4; ``TLS_AUTO``:
+   Envoy's default) and cipher suites (Consul's IANA names, in Envoy's), ALPN as rule 2.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tl
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import wrappers_pb2
 
+from trellis.proxycfg.model import IngressTLS
 from trellis.xds import types
 from trellis.xds.translate import core
 
@@ -37,6 +42,28 @@ TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
 # names there), read by Envoy on the gateway's host, not by the agent.
 SYSTEM_ROOTS = "/etc/ssl/certs/ca-certificates.crt"
 TLS_PARAMS = common_pb2.TlsParameters(tls_minimum_protocol_version=common_pb2.TlsParameters.TLSv1_2)
+
+
+_VERSIONS = {"TLS_AUTO": common_pb2.TlsParameters.TLS_AUTO, "TLSv1_0": common_pb2.TlsParameters.TLSv1_0,
+             "TLSv1_1": common_pb2.TlsParameters.TLSv1_1, "TLSv1_2": common_pb2.TlsParameters.TLSv1_2,
+             "TLSv1_3": common_pb2.TlsParameters.TLSv1_3}
+# Rule 6: config-entry (IANA) cipher suite names as Envoy (BoringSSL) knows them.
+ENVOY_CIPHERS = {
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+}
 
 
 def sds(name: str) -> secret_pb2.SdsSecretConfig:
@@ -63,6 +90,22 @@ def downstream_context(leaf_secret: str, protocol: str) -> tls_pb2.DownstreamTls
             alpn_protocols=alpn_for(protocol),
         ),
         require_client_certificate=wrappers_pb2.BoolValue(value=True),
+    )
+
+
+def ingress_context(leaf_secret: str, protocol: str, given: IngressTLS) -> tls_pb2.DownstreamTlsContext:
+    """Rules 1, 2, 6: an ingress listener's TLS towards its clients."""
+    params = common_pb2.TlsParameters(
+        tls_minimum_protocol_version=_VERSIONS.get(given.min_version, common_pb2.TlsParameters.TLSv1_2),
+        tls_maximum_protocol_version=_VERSIONS.get(given.max_version, common_pb2.TlsParameters.TLS_AUTO),
+        cipher_suites=[ENVOY_CIPHERS.get(c, c) for c in given.cipher_suites],
+    )
+    return tls_pb2.DownstreamTlsContext(
+        common_tls_context=tls_pb2.CommonTlsContext(
+            tls_params=params, tls_certificate_sds_secret_configs=[sds(leaf_secret)],
+            alpn_protocols=alpn_for(protocol),
+        ),
+        require_client_certificate=wrappers_pb2.BoolValue(value=False),
     )
 
 
