@@ -7,6 +7,8 @@ whose destination it is, and originates TLS to it (or plain TCP).
     client ─▶ web-1 Envoy :P ══mTLS (SNI plain-api…)═════▶ gateway Envoy ─plain TCP─────────────────▶ HTTP app
     client ─▶ web-1 Envoy :H ══mTLS (SNI http-api…)══════▶ gateway Envoy ─HTTP (Host: localhost)────▶ HTTP app
                                                             (L7 intentions, per-route RBAC)
+    client ─▶ web-1 Envoy :V ══mTLS (SNI [v1.]versioned-api…)▶ gateway Envoy ─plain TCP─▶ api-v1 (and api-v2,
+                                                            until a resolver's DefaultSubset picks v1)
 
 Every process is started on free loopback ports and stopped by PID; every wait polls."""
 
@@ -82,8 +84,11 @@ def mesh(agent, tmp_path_factory):
     m = EnvoyMesh(tmp, agent)
     ca, cert, key = make_ca_and_server_cert(tmp)
     server, plain, echo = HttpsServer(cert, key), NamedApp("plain-api"), HostEcho()
+    v1, v2 = NamedApp("api-v1"), NamedApp("api-v2")
     m.tls_port, m.plain_port, m.http_port = free_port(), free_port(), free_port()  # type: ignore[attr-defined]
-    m.server, m.echo = server, echo  # type: ignore[attr-defined]
+    m.versioned_port = free_port()  # type: ignore[attr-defined]
+    m.server, m.echo, m.v2 = server, echo, v2  # type: ignore[attr-defined]
+    apps = (server, plain, echo, v1, v2)
     try:
         for name, address, port in (("external-api", "127.0.0.1", server.port),
                                     ("plain-api", "127.0.0.1", plain.port), ("http-api", "localhost", echo.port)):
@@ -91,31 +96,36 @@ def mesh(agent, tmp_path_factory):
                 "Node": "external", "Address": "127.0.0.1",
                 "Service": {"Service": name, "Address": address, "Port": port}})
             assert status == 200, text
+        for app in (v1, v2):
+            status, _, text = agent.request("PUT", "/v1/catalog/register", {
+                "Node": "external", "Address": "127.0.0.1", "Service": {
+                    "Service": "versioned-api", "ID": app.name, "Address": "127.0.0.1", "Port": app.port,
+                    "Meta": {"version": app.name.removeprefix("api-")}}})
+            assert status == 200, text
         m.config_write({"Kind": "service-defaults", "Name": "http-api", "Protocol": "http"})
         status, _, text = agent.request("PUT", "/v1/agent/service/register", {
             "Name": "egress-gateway", "Kind": "terminating-gateway", "Address": "127.0.0.1", "Port": free_port()})
         assert status == 200, text
         m.config_write({"Kind": "terminating-gateway", "Name": "egress-gateway", "Services": [
             {"Name": "external-api", "CAFile": ca, "SNI": "api.external.com"}, {"Name": "plain-api"},
-            {"Name": "http-api"}]})
+            {"Name": "http-api"}, {"Name": "versioned-api"}]})
         m.register("web", "web-1", upstreams=[
             {"DestinationName": "external-api", "LocalBindAddress": "127.0.0.1", "LocalBindPort": m.tls_port},
             {"DestinationName": "plain-api", "LocalBindAddress": "127.0.0.1", "LocalBindPort": m.plain_port},
-            {"DestinationName": "http-api", "LocalBindAddress": "127.0.0.1", "LocalBindPort": m.http_port}])
+            {"DestinationName": "http-api", "LocalBindAddress": "127.0.0.1", "LocalBindPort": m.http_port},
+            {"DestinationName": "versioned-api", "LocalBindAddress": "127.0.0.1", "LocalBindPort": m.versioned_port}])
         m.start_envoy("web-1")
         m.start_gateway("terminating", "egress-gateway")
         m.wait(lambda: m.in_sync("web-1"), "web-1's Envoy ACKs its snapshot")
     except BaseException:
         m.stop()
-        server.close()
-        plain.close()
-        echo.close()
+        for app in apps:
+            app.close()
         raise
     yield m
     m.stop()
-    server.close()
-    plain.close()
-    echo.close()
+    for app in apps:
+        app.close()
 
 
 def test_a_mesh_service_reaches_the_external_service_over_tls_through_the_gateway(mesh):
@@ -164,4 +174,19 @@ def test_an_http_linked_service_gets_its_l7_intentions_and_its_own_host_at_the_g
         status, _, text = mesh.agent.request("DELETE", "/v1/config/service-intentions/http-api")
         assert status == 200, text
     mesh.wait(lambda: status_of(mesh.http_port, "/other") == 200, "the default allows /other again")
+    assert mesh.nacks() == [], mesh.diagnose()
+
+
+VERSIONED_RESOLVER = {"Kind": "service-resolver", "Name": "versioned-api", "DefaultSubset": "v1", "ConnectTimeout": "3s",
+                      "Subsets": {"v1": {"Filter": "Service.Meta.version == v1"},
+                                  "v2": {"Filter": "Service.Meta.version == v2"}}}
+
+
+def test_a_linked_services_resolver_default_subset_sends_only_to_that_subsets_instances(mesh):
+    mesh.wait(lambda: answer(mesh.versioned_port) in ("api-v1", "api-v2"), "versioned-api through the gateway")
+    mesh.config_write(VERSIONED_RESOLVER)
+    mesh.wait(lambda: all(answer(mesh.versioned_port) == "api-v1" for _ in range(10)), "only api-v1 answers")
+    asked = len(mesh.v2.paths)
+    assert [answer(mesh.versioned_port) for _ in range(20)] == ["api-v1"] * 20
+    assert len(mesh.v2.paths) == asked  # the v2 instance is not in the subset's cluster
     assert mesh.nacks() == [], mesh.diagnose()

@@ -39,6 +39,16 @@ Rules:
    and the entry's TLS files, SNI and ``DisableAutoHostRewrite``. It listens on the
    gateway's address and port (unless ``envoy_gateway_no_default_bind``) and on each
    ``envoy_gateway_bind_addresses`` entry. No entry yet: no linked services.
+10. A linked service's service-resolver (read through the view, so one written later
+   rebuilds the gateway's snapshot) gives, as Consul's terminating gateway takes it:
+   ``ConnectTimeout`` (else the gateway's ``connect_timeout_ms``), ``LoadBalancer``,
+   ``RequestTimeout``, ``DefaultSubset``, and per subset the external instances that pass
+   its filter (and are passing, with ``OnlyPassing``), shared like rule 5's. ``Redirect``
+   and ``Failover`` are named in ``unapplied``: the gateway does not follow them.
+11. A chain target's filter selects among the service's own mesh instances; a
+   terminating gateway's instance stands for every subset of the services it links (it
+   picks the subset's external instances by the SNI it is sent, rule 10), so the filter
+   does not apply to it.
 """
 
 from __future__ import annotations
@@ -61,6 +71,7 @@ from trellis.config.entry.model import ProxyDefaults, ServiceDefaults, UpstreamC
 from trellis.config.entry.model_gateway import IngressGateway, IngressService, listener_tls
 from trellis.config.duration import format_duration
 from trellis.config.entry.chain import ChainTarget, CompiledChain, compile_chain
+from trellis.config.entry.model_chain import ServiceResolver
 from trellis.connect import spiffe
 from trellis.proxycfg.model import (
     CONNECT_PROXY,
@@ -75,6 +86,7 @@ from trellis.proxycfg.model import (
     IngressServiceSnapshot,
     LeafSnapshot,
     LinkedServiceSnapshot,
+    LinkedSubsetSnapshot,
     PublicListener,
     TargetSnapshot,
     TerminatingSnapshot,
@@ -209,14 +221,15 @@ def build_terminating(view: View, gateway: Service, *, datacenter: str, leaf: Le
     for g in rows.value:
         ns, name = g.service.namespace, g.service.name
         r.watch.update(view["config"].intention_watch(ns, name))
-        endpoints, watch = view.shared(("external-endpoints", ns, name), lambda: _external_endpoints(view, ns, name))
-        r.watch.update(watch)
+        endpoints = _shared_external(view, r, ns, name, "", False)
+        sni = sni_name(name, ns, datacenter, td)
         linked.append(LinkedServiceSnapshot(
-            name=name, namespace=ns, sni=sni_name(name, ns, datacenter, td),
+            name=name, namespace=ns, sni=sni,
             spiffe_id=spiffe.service_uri(td, ns, datacenter, name), leaf=(leaves or {}).get((ns, name)),
             intentions=tuple(index.candidates(ns, name)), endpoints=endpoints, protocol=r.protocol(ns, name),
-            connect_timeout_ms=timeout, ca_file=g.ca_file, cert_file=g.cert_file, key_file=g.key_file,
-            tls_sni=g.sni, auto_host_rewrite=g.auto_host_rewrite))
+            ca_file=g.ca_file, cert_file=g.cert_file, key_file=g.key_file, tls_sni=g.sni,
+            auto_host_rewrite=g.auto_host_rewrite,
+            **_linked_resolver(view, r, r.entry(ServiceResolver.KIND, ns, name), sni, timeout)))
     address = gateway.address or "0.0.0.0"
     public = PublicListener(bind_address=address, bind_port=0, local_service_address="", local_service_port=0,
                             protocol="tcp", local_connect_timeout_ms=0)
@@ -231,6 +244,31 @@ def build_terminating(view: View, gateway: Service, *, datacenter: str, leaf: Le
     return view.result(ConnectProxySnapshot(**given, version=_version(given)), r.watch)
 
 
+def _linked_resolver(view: View, r: _Reader, resolver: ServiceResolver | None, sni: str,
+                     timeout_ms: int) -> dict[str, Any]:
+    """Rule 10: a linked service's resolver settings, as LinkedServiceSnapshot fields."""
+    if resolver is None:
+        return {"connect_timeout_ms": timeout_ms}
+    subsets = tuple(
+        LinkedSubsetSnapshot(name=sub, sni=f"{sub}.{sni}", endpoints=_shared_external(
+            view, r, resolver.namespace, resolver.name, given.filter, given.only_passing))
+        for sub, given in sorted(resolver.subsets.items()))
+    unapplied = tuple(key for key, value in (("Redirect", resolver.redirect), ("Failover", resolver.failover))
+                      if value)
+    return dict(connect_timeout_ms=round(resolver.connect_timeout * 1000) if resolver.connect_timeout else timeout_ms,
+                subsets=subsets, default_subset=resolver.default_subset, load_balancer=resolver.load_balancer,
+                request_timeout=resolver.request_timeout, unapplied=unapplied)
+
+
+def _shared_external(view: View, r: _Reader, ns: str, name: str, filter_text: str,
+                     only_passing: bool) -> tuple[Endpoint, ...]:
+    """Rules 9-10: the external instances of ``ns/name`` passing a subset's filter (shared)."""
+    endpoints, watch = view.shared(("external-endpoints", ns, name, filter_text, only_passing),
+                                   lambda: _external_endpoints(view, ns, name, filter_text, only_passing))
+    r.watch.update(watch)
+    return endpoints
+
+
 def _binds(address: str, port: int, config: dict[str, Any]) -> tuple[GatewayBind, ...]:
     """Rule 9: where a gateway listens. Bind keys that do not parse (registration refuses
     them; an old row may have them) leave only the default bind."""
@@ -243,12 +281,19 @@ def _binds(address: str, port: int, config: dict[str, Any]) -> tuple[GatewayBind
     return tuple(out)
 
 
-def _external_endpoints(view: View, ns: str, name: str) -> tuple[tuple[Endpoint, ...], frozenset]:
-    """Rule 9: the plain instances of ``ns/name`` (the external service), as endpoints."""
+def _external_endpoints(view: View, ns: str, name: str, filter_text: str = "",
+                        only_passing: bool = False) -> tuple[tuple[Endpoint, ...], frozenset]:
+    """Rules 9-10: the plain instances of ``ns/name`` (the external service), those passing
+    ``filter_text`` (and passing, with ``only_passing``), as endpoints."""
     found = query.service_instances(view, ns, name)
-    return (tuple(_endpoint(i) for i in found.value if i.service.kind is ServiceKind.TYPICAL
-                  and not i.service.connect.native and not i.service.connect.gateway),
-            frozenset(found.watch))
+    chosen = [i for i in found.value if i.service.kind is ServiceKind.TYPICAL
+              and not i.service.connect.native and not i.service.connect.gateway]
+    if filter_text:
+        match = _filter(filter_text).match
+        chosen = [i for i in chosen if match(encode_instance(i))]
+    if only_passing:
+        chosen = query.passing_only(chosen)
+    return tuple(_endpoint(i) for i in chosen), frozenset(found.watch)
 
 
 def _listener_services(view: View, r: _Reader, gateway: Service, li: Any) -> list[Any]:
@@ -392,9 +437,9 @@ def target_snapshot(t: ChainTarget, td: str, endpoints: tuple[Endpoint, ...]) ->
 def _subset_endpoints(view: View, t: ChainTarget) -> tuple[tuple[Endpoint, ...], frozenset]:
     found = query.service_instances(view, t.namespace, t.service, connect=True)
     chosen = found.value
-    if t.filter:
+    if t.filter:  # rule 11: not over a terminating gateway's instances
         match = _filter(t.filter).match
-        chosen = [i for i in chosen if match(encode_instance(i))]
+        chosen = [i for i in chosen if i.service.kind is ServiceKind.TERMINATING_GATEWAY or match(encode_instance(i))]
     if t.only_passing:
         chosen = query.passing_only(chosen)
     return tuple(_endpoint(i) for i in chosen), frozenset(found.watch)

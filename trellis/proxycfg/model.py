@@ -28,7 +28,11 @@ Rules:
    instances (plain catalog instances, not mesh ones) and how to reach them (TLS files
    and SNI from the terminating-gateway entry, and for an http-like one whether the Host
    header is rewritten to the external endpoint's). A linked service without a leaf yet is
-   carried with ``leaf`` None and is not served until it has one.
+   carried with ``leaf`` None and is not served until it has one. Its service-resolver
+   gives its connect timeout, load balancer and request timeout, and its subsets (each
+   with its own SNI and the external instances passing its filter) and default subset;
+   the resolver's ``Redirect`` and ``Failover`` are carried by name in ``unapplied``, as
+   the gateway does not apply them.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Any
 
 from trellis.config.entry.chain import CompiledChain
 from trellis.config.entry.model import HTTPHeaderModifiers
+from trellis.config.entry.model_chain import LoadBalancer
 from trellis.connect.intentions.model import Intention
 
 CONNECT_PROXY = "connect-proxy"
@@ -134,6 +139,15 @@ class LeafSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkedSubsetSnapshot:
+    """One subset of a linked service's resolver (rule 7)."""
+
+    name: str
+    sni: str  # <subset>.<service SNI>: what a mesh client whose chain lands on it asks for; its cluster's name
+    endpoints: tuple[Endpoint, ...]  # the service's external instances that pass the subset's filter
+
+
+@dataclass(frozen=True, slots=True)
 class LinkedServiceSnapshot:
     """One service a terminating gateway reaches for the mesh (rule 7)."""
 
@@ -151,6 +165,16 @@ class LinkedServiceSnapshot:
     key_file: str = ""
     tls_sni: str = ""  # the SNI sent to the external endpoint (the entry's ``SNI``)
     auto_host_rewrite: bool = True  # http-like: Host becomes the external endpoint's (not ``DisableAutoHostRewrite``)
+    subsets: tuple[LinkedSubsetSnapshot, ...] = ()  # its resolver's, sorted by name
+    default_subset: str = ""  # the plain SNI goes to this subset's cluster
+    load_balancer: LoadBalancer | None = None  # its resolver's
+    request_timeout: float = 0.0  # seconds, its resolver's; 0: the data plane's default
+    unapplied: tuple[str, ...] = ()  # resolver settings the gateway does not apply ("Redirect", "Failover")
+
+    @property
+    def cluster(self) -> str:
+        """Where the plain SNI's traffic goes: the default subset's cluster, else the service's."""
+        return f"{self.default_subset}.{self.sni}" if self.default_subset else self.sni
 
 
 @dataclass(frozen=True, slots=True)

@@ -304,6 +304,57 @@ async def test_a_terminating_snapshot_has_per_linked_service_leaf_intentions_ins
         assert again.terminating.binds == t.binds and again.terminating.services[0].endpoints == ls.endpoints
 
 
+RESOLVER = {"Kind": "service-resolver", "Name": "external-api", "ConnectTimeout": "2s", "RequestTimeout": "7s",
+            "DefaultSubset": "v1", "LoadBalancer": {"Policy": "least_request", "LeastRequestConfig": {"ChoiceCount": 3}},
+            "Subsets": {"v1": {"Filter": "Service.Meta.version == v1"},
+                        "v2": {"Filter": "Service.Meta.version == v2", "OnlyPassing": True}}}
+
+
+async def test_a_linked_service_takes_its_resolver_written_later_with_subsets_of_its_external_instances():
+    async with mesh() as (view, writer, _):
+        v1 = dataclasses.replace(EXTERNAL, id="api-v1", address="10.0.5.1", meta={"version": "v1"})
+        v2 = dataclasses.replace(EXTERNAL, id="api-v2", address="10.0.5.2", meta={"version": "v2"})
+        await put(writer, view, EXTERNAL_NODE, EGRESS, v1, v2)
+        await entry(writer, {**LINKED, "Services": [{"Name": "external-api"}]})
+        egress = dataclasses.replace(EGRESS, proxy=Proxy(config={"connect_timeout_ms": 1500}))
+        before = builder.build_terminating(view, egress, datacenter="dc1", leaf=None, default=ALLOW)
+        (ls,) = before.value.terminating.services
+        assert (ls.connect_timeout_ms, ls.subsets, ls.cluster, ls.load_balancer) == (1500, (), ls.sni, None)
+        await entry(writer, RESOLVER)
+        assert view.index_of(before.watch) > before.index  # the resolver is watched
+        after = builder.build_terminating(view, egress, datacenter="dc1", leaf=None, default=ALLOW)
+        (ls,) = after.value.terminating.services
+        assert (ls.connect_timeout_ms, ls.request_timeout, ls.default_subset, ls.cluster) == (
+            2000, 7.0, "v1", f"v1.{ls.sni}")
+        assert ls.load_balancer.policy == "least_request" and ls.unapplied == ()
+        assert [(s.name, s.sni, [e.service_id for e in s.endpoints]) for s in ls.subsets] == [
+            ("v1", f"v1.{ls.sni}", ["api-v1"]), ("v2", f"v2.{ls.sni}", ["api-v2"])]
+        assert [e.service_id for e in ls.endpoints] == ["api-v1", "api-v2"]  # the plain cluster keeps them all
+        await put(writer, view, Check(node="external", check_id="v2-up", name="v2", status=CheckStatus.WARNING,
+                                      service_id="api-v2"))
+        (ls,) = builder.build_terminating(view, egress, datacenter="dc1", leaf=None, default=ALLOW).value.terminating.services
+        assert [s.endpoints for s in ls.subsets if s.name == "v2"] == [()]  # OnlyPassing
+        await entry(writer, {**RESOLVER, "Failover": {"*": {"Service": "other-api"}}})
+        (ls,) = builder.build_terminating(view, egress, datacenter="dc1", leaf=None, default=ALLOW).value.terminating.services
+        assert ls.unapplied == ("Failover",)
+        again = builder.from_json(builder.to_json(
+            builder.build_terminating(view, egress, datacenter="dc1", leaf=None, default=ALLOW).value))
+        assert again.terminating.services[0] == ls
+
+
+async def test_a_mesh_client_whose_chain_lands_on_a_linked_subset_is_sent_to_the_gateway():
+    async with mesh() as (view, writer, _):
+        v1 = dataclasses.replace(EXTERNAL, id="api-v1", address="10.0.5.1", meta={"version": "v1"})
+        await put(writer, view, EXTERNAL_NODE, EGRESS, v1)
+        await entry(writer, LINKED)
+        await entry(writer, RESOLVER)
+        web = sidecar("web", 21000, upstreams=(Upstream(destination_name="external-api", local_bind_port=9191),))
+        (up,) = builder.build(view, web, datacenter="dc1", leaf=None, default=ALLOW).value.upstreams
+        (target,) = up.targets
+        assert target.sni.startswith("v1.external-api.default.dc1.internal.")
+        assert [(e.address, e.port) for e in target.endpoints] == [("127.0.0.1", 8443)]  # the subset's filter is the gateway's
+
+
 async def test_a_connect_query_for_a_linked_service_returns_the_terminating_gateway():
     from trellis.catalog import query
 

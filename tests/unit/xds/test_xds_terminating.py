@@ -10,9 +10,11 @@ import pytest
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
-from xds_scenarios import intentions, linked, scenarios, terminating_gateway
+from xds_scenarios import intentions, linked, linked_subsets, scenarios, terminating_gateway
 
+from trellis.config.entry.model_chain import HashPolicy, LoadBalancer
 from trellis.proxycfg.model import Endpoint
 from trellis.xds import types
 from trellis.xds.resources import build_resources, consistency_problems
@@ -115,3 +117,54 @@ def test_a_linked_service_without_a_leaf_gets_no_route() -> None:
 
 def test_the_golden_http_scenario_hangs_together() -> None:
     assert consistency_problems(build_resources(scenarios()["terminating_gateway_http_linked"])) == []
+
+
+# -- the linked service's service-resolver (clusters.py rule 6, knobs.py rule 8) --------------
+def resolver_gateway(protocol: str, **kw):
+    return terminating_gateway((linked_subsets("ext", protocol, **kw),))
+
+
+def test_each_subset_gets_a_chain_on_its_sni_with_the_services_identity_and_the_plain_sni_goes_to_the_default():
+    resources = build_resources(resolver_gateway("tcp"))
+    (listener,) = resources[types.LISTENER].values()
+    sni = listener.filter_chains[0].filter_chain_match.server_names[0]
+    routed = {c.filter_chain_match.server_names[0]: c for c in listener.filter_chains}
+    assert list(routed) == [sni, f"v1.{sni}", f"v2.{sni}"]
+    for name, chain in routed.items():
+        rbac_filter, proxy = chain.filters
+        assert rbac_filter.name == rbac.NETWORK_FILTER
+        assert unpack(proxy.typed_config, tcp_proxy_pb2.TcpProxy).cluster == (f"v1.{sni}" if name == sni else name)
+        context = unpack(chain.transport_socket.typed_config, tls_pb2.DownstreamTlsContext)
+        assert context.common_tls_context.tls_certificate_sds_secret_configs[0].name == types.leaf_secret("default", "ext")
+    assert rbac_filter.typed_config == routed[sni].filters[0].typed_config  # the same intentions
+    clusters = resources[types.CLUSTER]
+    assert sorted(clusters) == [sni, f"v1.{sni}", f"v2.{sni}"]
+    assert [e.endpoint.address.socket_address.address for e in clusters[f"v2.{sni}"].load_assignment.endpoints[0]
+            .lb_endpoints] == ["10.0.6.2"]
+    assert consistency_problems(resources) == []
+
+
+def test_the_resolver_sets_connect_timeout_load_balancer_request_timeout_and_hash_policy():
+    lb = LoadBalancer(policy="maglev", hash_policies=(HashPolicy(source_ip=True),))
+    resources = build_resources(resolver_gateway("http", connect_timeout_ms=2500, request_timeout=3.5,
+                                                 load_balancer=lb))
+    for cluster in resources[types.CLUSTER].values():
+        assert (cluster.connect_timeout.ToMilliseconds(), cluster.lb_policy) == (2500, cluster.MAGLEV)
+    routes = resources[types.ROUTE]
+    assert len(routes) == 3
+    for name, route in routes.items():
+        (r,) = route.virtual_hosts[0].routes
+        assert r.route.cluster == (name if name.startswith("v") else f"v1.{name}")
+        assert r.route.timeout.ToMilliseconds() == 3500
+        assert r.route.hash_policy[0].connection_properties.source_ip
+    assert consistency_problems(resources) == []
+
+
+def test_redirect_and_failover_and_an_empty_subset_are_reported_not_dropped():
+    ls = linked_subsets("ext", "tcp", unapplied=("Redirect", "Failover"))
+    ls = dataclasses.replace(ls, subsets=(dataclasses.replace(ls.subsets[0], endpoints=()), ls.subsets[1]))
+    found = problems.problems(terminating_gateway((ls,)))
+    assert ("linked service ext: no usable external instance passes the filter of its subset v1; connections to "
+            "that subset fail") in found
+    assert ("linked service ext: its service-resolver's Redirect and Failover are not applied at the terminating "
+            "gateway, which sends to the service's own external instances") in found

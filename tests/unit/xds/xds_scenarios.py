@@ -20,12 +20,14 @@ from trellis.connect.ca import certs
 from trellis.connect.intentions.index import IntentionIndex
 from trellis.connect.intentions.model import Intention
 from trellis.config.entry.chain import compile_chain
+from trellis.config.entry.model_chain import HashPolicy, LeastRequestConfig, LoadBalancer, RingHashConfig
 from trellis.proxycfg.build import default_target, sni_name, target_snapshot
 from trellis.proxycfg.model import (
     INGRESS_GATEWAY,
     TERMINATING_GATEWAY,
     GatewayBind,
     LinkedServiceSnapshot,
+    LinkedSubsetSnapshot,
     TerminatingSnapshot,
     ConnectProxySnapshot,
     DefaultDecision,
@@ -254,7 +256,18 @@ def linked(name: str, endpoints: tuple[Endpoint, ...], *, all_intentions: list[I
         name=name, namespace="default", sni=sni_name(name, "default", DC, TD),
         spiffe_id=spiffe.service_uri(TD, "default", DC, name), leaf=web_leaf(),
         intentions=tuple(IntentionIndex(all_intentions or ()).candidates("default", name)), endpoints=endpoints,
-        protocol=protocol, connect_timeout_ms=0, **kw)
+        protocol=protocol, **{"connect_timeout_ms": 0, **kw})
+
+
+def linked_subsets(name: str, protocol: str, **kw: Any) -> LinkedServiceSnapshot:
+    """A linked service whose resolver has subsets v1 and v2 (one external instance each)
+    and DefaultSubset v1 (proxycfg build.py rule 10)."""
+    v1, v2 = (Endpoint("10.0.6.1", 8080, "external", f"{name}-v1", "passing"),
+              Endpoint("10.0.6.2", 8080, "external", f"{name}-v2", "passing"))
+    plain = linked(name, (v1, v2), protocol=protocol, default_subset="v1", all_intentions=intentions(
+        {"Name": name, "Sources": [{"Name": "web", "Action": "allow"}]}), **kw)
+    return dataclasses.replace(plain, subsets=tuple(
+        LinkedSubsetSnapshot(sub, f"{sub}.{plain.sni}", (ep,)) for sub, ep in (("v1", v1), ("v2", v2))))
 
 
 def terminating_gateway(services: tuple[LinkedServiceSnapshot, ...]) -> ConnectProxySnapshot:
@@ -330,6 +343,13 @@ def scenarios() -> dict[str, ConnectProxySnapshot]:
                    all_intentions=intentions({"Name": "external-grpc", "Sources": [
                        {"Name": "web", "Action": "allow"}]})),
             linked("legacy-db", (Endpoint("10.0.5.1", 5432, "external", "legacy-db", "passing"),)),
+        )),
+        "terminating_gateway_resolver": terminating_gateway((
+            linked_subsets("external-web", "http", request_timeout=7.0, connect_timeout_ms=2000, load_balancer=
+                           LoadBalancer(policy="ring_hash", ring_hash_config=RingHashConfig(minimum_ring_size=1024),
+                                        hash_policies=(HashPolicy(field="header", field_value="x-user"),))),
+            linked_subsets("legacy-db", "tcp", load_balancer=LoadBalancer(
+                policy="least_request", least_request_config=LeastRequestConfig(choice_count=3))),
         )),
         "tcp_redirect_and_failover": snapshot(upstreams=(chain_upstream("db", 9595, TCP_REDIRECT_FAILOVER, {
             "db-primary.default.default.dc1": (_ep("10.0.3.1", "db-primary-1-sidecar-proxy", "critical"),),

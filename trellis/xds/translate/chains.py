@@ -83,7 +83,7 @@ def build_clusters(snapshot: ConnectProxySnapshot, up: UpstreamSnapshot) -> list
         settings = up.chain.target(tid)  # its own resolver's connect timeout and load balancer
         timeout_ms = up.connect_timeout_ms or round(settings.connect_timeout * 1000)
         cluster = clusters.eds_cluster(snapshot, up, name=t.sni, spiffe_id=t.spiffe_id, connect_timeout_ms=timeout_ms)
-        _load_balancer(cluster, settings.load_balancer)
+        set_load_balancer(cluster, settings.load_balancer)
         out.append(cluster)
     for r in _resolvers(up.chain):
         if r.failover:
@@ -97,7 +97,9 @@ def build_clusters(snapshot: ConnectProxySnapshot, up: UpstreamSnapshot) -> list
     return out
 
 
-def _load_balancer(cluster: cluster_pb2.Cluster, lb: LoadBalancer | None) -> None:
+def set_load_balancer(cluster: cluster_pb2.Cluster, lb: LoadBalancer | None) -> None:
+    """Rule 1: a resolver's load-balancing policy on ``cluster`` (a terminating gateway's
+    linked-service clusters take it too, clusters.py rule 6)."""
     if lb is None:
         return
     cluster.lb_policy = _LB[lb.policy]
@@ -221,11 +223,18 @@ def _action(up: UpstreamSnapshot, node_name: str, d: ServiceRouteDestination | N
         retry = _retry(d)
         if retry is not None:
             action.retry_policy.CopyFrom(retry)
+    set_resolver_timeout_and_hashing(action, request_timeout, lb)
+    return action
+
+
+def set_resolver_timeout_and_hashing(action: route_components_pb2.RouteAction, request_timeout: float,
+                                     lb: LoadBalancer | None) -> None:
+    """Rule 6: a request timeout (0: Envoy's default) and the resolver's hash policies
+    (ring_hash, maglev) on a route action (a terminating gateway's linked route too)."""
     if request_timeout:
         action.timeout.CopyFrom(_duration(request_timeout))
     if lb is not None and lb.policy in ("ring_hash", "maglev"):
         action.hash_policy.extend(_hash_policy(p) for p in lb.hash_policies)
-    return action
 
 
 def _weighted(up: UpstreamSnapshot, splitter: ChainNode, share: float) -> list[route_components_pb2.WeightedCluster.ClusterWeight]:

@@ -25,7 +25,11 @@ Rules (reference/envoy-xds.md §2.4, §2.6, §8):
    ``connect_timeout`` the gateway's ``connect_timeout_ms``, default 5000 ms; outlier
    detection Envoy's defaults; TLS to the external service as tls.py rule 5 says; HTTP/2
    to the external instances for an http2 or grpc service (the gateway proxies it at L7,
-   listeners.py rule 7), as Consul's gateway clusters do.
+   listeners.py rule 7), as Consul's gateway clusters do. Its service-resolver (Consul's
+   ``makeGatewayCluster``): ``ConnectTimeout`` is the ``connect_timeout`` (proxycfg puts
+   it in the snapshot's ``connect_timeout_ms``), ``LoadBalancer`` the ``lb_policy``
+   (chains.py rule 1), and each subset gets one more such cluster, named by the subset's
+   SNI, with the external instances that pass its filter.
 """
 
 from __future__ import annotations
@@ -37,7 +41,13 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.v3 import percent_pb2
 from google.protobuf import wrappers_pb2
 
-from trellis.proxycfg.model import ConnectProxySnapshot, LinkedServiceSnapshot, UpstreamSnapshot, usable_endpoints
+from trellis.proxycfg.model import (
+    ConnectProxySnapshot,
+    Endpoint,
+    LinkedServiceSnapshot,
+    UpstreamSnapshot,
+    usable_endpoints,
+)
 from trellis.xds import types
 from trellis.xds.translate import core, knobs, rbac, tls
 from trellis.xds.translate.secrets import leaf_name
@@ -63,6 +73,8 @@ def build_clusters(snapshot: ConnectProxySnapshot, *, upstreams: tuple[UpstreamS
             clusters.setdefault(up.sni, build_upstream_cluster(snapshot, up))
     for ls in knobs.served_linked(snapshot):  # rule 6
         clusters.setdefault(ls.sni, build_external_cluster(ls))
+        for sub in ls.subsets:
+            clusters.setdefault(sub.sni, build_external_cluster(ls, name=sub.sni, endpoints=sub.endpoints))
     if local_app:
         clusters[types.LOCAL_APP] = build_local_app(snapshot)
     return [clusters[name] for name in sorted(clusters)]
@@ -120,24 +132,30 @@ def eds_cluster(snapshot: ConnectProxySnapshot, up: UpstreamSnapshot, *, name: s
     return cluster
 
 
-def build_external_cluster(ls: LinkedServiceSnapshot) -> cluster_pb2.Cluster:
-    """Rule 6: a terminating gateway's cluster to a linked service's external instances."""
+def build_external_cluster(ls: LinkedServiceSnapshot, *, name: str = "",
+                           endpoints: tuple[Endpoint, ...] | None = None) -> cluster_pb2.Cluster:
+    """Rule 6: a terminating gateway's cluster to a linked service's external instances
+    (``name`` and ``endpoints``: one of its subsets')."""
+    from trellis.xds.translate.chains import set_load_balancer  # chains.py builds on this module
     from trellis.xds.translate.endpoints import lb_endpoint  # endpoints.py builds on rbac.py, as this does
 
-    chosen = sorted(usable_endpoints(ls.endpoints), key=lambda e: (e.address, e.port, e.service_id))
-    assignment = endpoint_pb2.ClusterLoadAssignment(cluster_name=ls.sni)
+    name = name or ls.sni
+    chosen = sorted(usable_endpoints(ls.endpoints if endpoints is None else endpoints),
+                    key=lambda e: (e.address, e.port, e.service_id))
+    assignment = endpoint_pb2.ClusterLoadAssignment(cluster_name=name)
     if chosen:
         assignment.endpoints.append(endpoint_components_pb2.LocalityLbEndpoints(
             lb_endpoints=[lb_endpoint(e) for e in chosen]))
     cluster = _Cluster(
-        name=ls.sni,
-        alt_stat_name=ls.sni,
+        name=name,
+        alt_stat_name=name,
         type=_Cluster.STATIC if all(knobs.is_ip(e.address) for e in chosen) else _Cluster.STRICT_DNS,
         connect_timeout=core.duration(knobs.connect_timeout_ms(ls.connect_timeout_ms)),
         common_lb_config=_Cluster.CommonLbConfig(healthy_panic_threshold=percent_pb2.Percent(value=0)),
         outlier_detection=outlier_detection_pb2.OutlierDetection(),
         load_assignment=assignment,
     )
+    set_load_balancer(cluster, ls.load_balancer)
     context = tls.external_context(ls.ca_file, ls.cert_file, ls.key_file, ls.tls_sni)
     if context is not None:
         cluster.transport_socket.CopyFrom(tls.transport_socket(context))

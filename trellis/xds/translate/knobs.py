@@ -29,7 +29,10 @@ Rules (reference/envoy-xds.md §2.4-2.6, §2.12; DESIGN):
    IP literal (Envoy would reject the listener).
 8. A terminating gateway's linked service is served (a filter chain and a cluster) once
    it has a leaf and the snapshot has roots (``served_linked``); its listeners are the
-   binds whose address is an IP literal, when some linked service is served.
+   binds whose address is an IP literal, when some linked service is served. A served
+   linked service answers on its SNI and on each of its resolver's subsets' SNIs
+   (``linked_snis``), each sent to its own cluster; its plain SNI goes to the default
+   subset's cluster when the resolver names one.
 """
 
 from __future__ import annotations
@@ -264,6 +267,11 @@ def served_linked(snapshot: ConnectProxySnapshot) -> tuple[LinkedServiceSnapshot
     if snapshot.terminating is None or not snapshot.roots:
         return ()
     return tuple(s for s in snapshot.terminating.services if s.leaf is not None)
+
+
+def linked_snis(ls: LinkedServiceSnapshot) -> tuple[tuple[str, str], ...]:
+    """Rule 8: each SNI the gateway answers for ``ls`` and the cluster it sends to."""
+    return ((ls.sni, ls.cluster), *((sub.sni, sub.sni) for sub in ls.subsets))
 
 
 def public_refusal(snapshot: ConnectProxySnapshot) -> str:

@@ -40,7 +40,9 @@ Rules (reference/envoy-xds.md §0, §2.2, §2.3, §2.5, §8):
    it with the gateway's leaf (tls.py rule 6): one filter chain, no SNI match.
 7. A terminating gateway has one listener per bind (knobs.py rule 8),
    ``<bind name>:<address>:<port>``, INBOUND, with a TLS inspector and one filter chain
-   per served linked service, matched on its mesh SNI (sorted by it): mutual TLS
+   per served linked service, matched on its mesh SNI (sorted by it), then one per subset
+   of its resolver, matched on the subset's SNI, alike but for its cluster and route
+   (knobs.py rule 8): mutual TLS
    presenting that service's leaf (``leaf/<ns>/<service>``) and requiring a mesh client
    certificate, then for a tcp service the network RBAC of that service's intentions
    (rbac.py, as a tcp public listener's) and ``tcp_proxy`` to the service's cluster
@@ -296,7 +298,8 @@ def build_terminating_listener(snapshot: ConnectProxySnapshot, bind: GatewayBind
         traffic_direction=base_pb2.INBOUND,
         listener_filters=[listener_components_pb2.ListenerFilter(
             name=TLS_INSPECTOR, typed_config=core.pack(tls_inspector_pb2.TlsInspector()))],
-        filter_chains=[_linked_chain(snapshot, ls) for ls in sorted(linked, key=lambda s: s.sni)],
+        filter_chains=[_linked_chain(snapshot, ls, sni, cluster) for ls in sorted(linked, key=lambda s: s.sni)
+                       for sni, cluster in knobs.linked_snis(ls)],
     )
 
 
@@ -306,21 +309,22 @@ def linked_as_service(snapshot: ConnectProxySnapshot, ls: LinkedServiceSnapshot)
     return dataclasses.replace(snapshot, namespace=ls.namespace, service=ls.name, intentions=ls.intentions)
 
 
-def _linked_chain(snapshot: ConnectProxySnapshot, ls: LinkedServiceSnapshot) -> listener_components_pb2.FilterChain:
-    """Rule 7: one linked service's chain."""
+def _linked_chain(snapshot: ConnectProxySnapshot, ls: LinkedServiceSnapshot, sni: str,
+                  cluster: str) -> listener_components_pb2.FilterChain:
+    """Rule 7: one linked service's chain for ``sni`` (its own, or a subset's), to ``cluster``."""
     stat_prefix = f"upstream.{ls.name}.{ls.namespace}.default.{snapshot.datacenter}"
     if knobs.is_http(ls.protocol):
-        filters = [network_filter(HTTP_CONNECTION_MANAGER, authz_http_manager(stat_prefix, ls.protocol, ls.sni))]
+        filters = [network_filter(HTTP_CONNECTION_MANAGER, authz_http_manager(stat_prefix, ls.protocol, sni))]
         protocol = ls.protocol
     else:
         filters = [
             network_filter(rbac.NETWORK_FILTER, rbac.build_network_filter(linked_as_service(snapshot, ls))),
-            network_filter(TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=ls.sni)),
+            network_filter(TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster)),
         ]
         protocol = "tcp"
     return listener_components_pb2.FilterChain(
-        name=ls.sni,
-        filter_chain_match=listener_components_pb2.FilterChainMatch(server_names=[ls.sni], transport_protocol="tls"),
+        name=sni,
+        filter_chain_match=listener_components_pb2.FilterChainMatch(server_names=[sni], transport_protocol="tls"),
         filters=filters,
         transport_socket=tls.transport_socket(tls.downstream_context(types.leaf_secret(ls.namespace, ls.name),
                                                                      protocol)),

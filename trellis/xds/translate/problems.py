@@ -30,7 +30,9 @@ Rules:
    other settings is told that the first one's apply.
 7. A terminating gateway: a linked service without a leaf yet is not served; one with no
    usable external instance gets a cluster with no hosts; a bind address that is no IP gets no
-   listener; with no linked service served there is no listener at all.
+   listener; with no linked service served there is no listener at all. A subset of its
+   resolver with no usable external instance gets a cluster with no hosts; the resolver's
+   ``Redirect`` and ``Failover`` are not applied at the gateway.
 """
 
 from __future__ import annotations
@@ -78,6 +80,15 @@ def _terminating_problems(snapshot: ConnectProxySnapshot) -> Iterator[str]:
         elif not usable_endpoints(ls.endpoints):
             yield (f"linked service {ls.name}: no external instance registered, or every one is critical; "
                    "connections to it fail")
+        if ls.leaf is not None:
+            for sub in ls.subsets:
+                if not usable_endpoints(sub.endpoints):
+                    yield (f"linked service {ls.name}: no usable external instance passes the filter of its "
+                           f"subset {sub.name}; connections to that subset fail")
+        if ls.unapplied:
+            verb = "is" if len(ls.unapplied) == 1 else "are"
+            yield (f"linked service {ls.name}: its service-resolver's {' and '.join(ls.unapplied)} {verb} not "
+                   "applied at the terminating gateway, which sends to the service's own external instances")
     for b in t.binds:
         if not knobs.is_ip(b.address):
             yield f"gateway bind {b.name} address {b.address!r} is not an IP address; no listener for it"

@@ -12,7 +12,10 @@ A terminating gateway's http-like linked service (listeners.py rule 7) gets one 
 named by its SNI, as Consul names it (reference/envoy-xds.md §0, §4): every host and
 path to the service's cluster, with that service's intentions per route and
 ``auto_host_rewrite`` (the external service sees its own host name) unless the entry's
-``DisableAutoHostRewrite`` is set.
+``DisableAutoHostRewrite`` is set; its resolver's ``RequestTimeout`` is the route's
+``timeout`` and its hash policies (ring_hash, maglev) the route's ``hash_policy``, as
+Consul's terminating gateway routes take them. Each of its resolver's subsets gets the
+same route, named by the subset's SNI, to the subset's cluster.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ def build_routes(snapshot: ConnectProxySnapshot, *, public: bool,
     upstream with a discovery chain (chains.py rule 3), named by the upstream id; for a
     terminating gateway, one per served http-like linked service, named by its SNI."""
     if snapshot.terminating is not None:
-        linked = [_linked_route(snapshot, ls) for ls in knobs.served_linked(snapshot) if knobs.is_http(ls.protocol)]
+        linked = [_linked_route(snapshot, ls, sni, cluster) for ls in knobs.served_linked(snapshot)
+                  if knobs.is_http(ls.protocol) for sni, cluster in knobs.linked_snis(ls)]
         return sorted(linked, key=lambda r: r.name)
     out = {listeners.upstream_id(up): chains.build_route(up, listeners.upstream_id(up))
            for up in reversed(upstreams) if up.chain is not None and knobs.is_http(up.protocol)}
@@ -81,13 +85,17 @@ def _public_route(snapshot: ConnectProxySnapshot) -> route_pb2.RouteConfiguratio
         route_components_pb2.VirtualHost(name=types.PUBLIC_LISTENER, domains=["*"], routes=[route])])
 
 
-def _linked_route(snapshot: ConnectProxySnapshot, ls: LinkedServiceSnapshot) -> route_pb2.RouteConfiguration:
-    """A terminating gateway's route to an http-like linked service, with its RBAC."""
+def _linked_route(snapshot: ConnectProxySnapshot, ls: LinkedServiceSnapshot, name: str,
+                  cluster: str) -> route_pb2.RouteConfiguration:
+    """A terminating gateway's route ``name`` (the SNI of the linked service or of one of
+    its subsets) to ``cluster``, with the service's RBAC and its resolver's request timeout
+    and hash policies."""
     per_route = http_rbac_pb2.RBACPerRoute(rbac=rbac.build_http_filter(listeners.linked_as_service(snapshot, ls)))
-    action = route_components_pb2.RouteAction(cluster=ls.sni)
+    action = route_components_pb2.RouteAction(cluster=cluster)
     if ls.auto_host_rewrite:
         action.auto_host_rewrite.CopyFrom(wrappers_pb2.BoolValue(value=True))
+    chains.set_resolver_timeout_and_hashing(action, ls.request_timeout, ls.load_balancer)
     route = route_components_pb2.Route(match=route_components_pb2.RouteMatch(prefix="/"), route=action,
                                        typed_per_filter_config={rbac.HTTP_FILTER: core.pack(per_route)})
-    return route_pb2.RouteConfiguration(name=ls.sni, virtual_hosts=[
-        route_components_pb2.VirtualHost(name=ls.sni, domains=["*"], routes=[route])])
+    return route_pb2.RouteConfiguration(name=name, virtual_hosts=[
+        route_components_pb2.VirtualHost(name=name, domains=["*"], routes=[route])])
