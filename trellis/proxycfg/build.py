@@ -73,6 +73,7 @@ from trellis.config.duration import format_duration
 from trellis.config.entry.chain import ChainTarget, CompiledChain, compile_chain
 from trellis.config.entry.model_chain import ServiceResolver
 from trellis.connect import spiffe
+from trellis.proxycfg.keys import lookup
 from trellis.proxycfg.model import (
     CONNECT_PROXY,
     INGRESS_GATEWAY,
@@ -118,8 +119,9 @@ class _Reader:
         sd = self.entry(ServiceDefaults.KIND, ns, name)
         if sd is not None and sd.protocol:
             return sd.protocol
-        if registration_config and isinstance(registration_config.get("protocol"), str):
-            return registration_config["protocol"].lower()
+        given = lookup(registration_config, "protocol")
+        if isinstance(given, str) and given:
+            return given.lower()
         pd = self.entry(ProxyDefaults.KIND, DEFAULT_NS, "global")
         given = (pd.config or {}).get("protocol") if pd is not None else None
         return given.lower() if isinstance(given, str) and given else "tcp"
@@ -139,12 +141,12 @@ def build(view: View, proxy: Service, *, datacenter: str, leaf: LeafSnapshot | N
     td = ca.trust_domain
     config = dict(p.config)
     public = PublicListener(
-        bind_address=str(config.get("bind_address") or proxy.address or "0.0.0.0"),
-        bind_port=_port(config.get("bind_port"), proxy.port),
+        bind_address=str(lookup(config, "bind_address") or proxy.address or "0.0.0.0"),
+        bind_port=_port(lookup(config, "bind_port"), proxy.port),
         local_service_address=p.local_service_address or "127.0.0.1",
         local_service_port=p.local_service_port,
         protocol=r.protocol(proxy.namespace, service, config),
-        local_connect_timeout_ms=_int(config.get("local_connect_timeout_ms")),
+        local_connect_timeout_ms=_int(lookup(config, "local_connect_timeout_ms")),
     )
     candidates = view["config"].intention_index().candidates(proxy.namespace, service)
     given = dict(
@@ -215,7 +217,7 @@ def build_terminating(view: View, gateway: Service, *, datacenter: str, leaf: Le
     rows = linked_services(view, gateway)
     r.watch.update(rows.watch)
     config = dict(gateway.proxy.config) if gateway.proxy is not None else {}
-    timeout = _int(config.get("connect_timeout_ms"))
+    timeout = _int(lookup(config, "connect_timeout_ms"))
     index = view["config"].intention_index()
     linked = []
     for g in rows.value:
@@ -376,8 +378,8 @@ def _upstream(r: _Reader, view: View, proxy: Service, u: Any, datacenter: str, t
     return UpstreamSnapshot(
         destination_name=name, destination_namespace=ns, datacenter=dc,
         local_bind_address=u.local_bind_address or "127.0.0.1", local_bind_port=u.local_bind_port,
-        protocol=str(config.get("protocol") or "").lower() or r.protocol(ns, name),
-        connect_timeout_ms=_int(config.get("connect_timeout_ms")), sni=sni_name(name, ns, dc, td),
+        protocol=str(lookup(config, "protocol") or "").lower() or r.protocol(ns, name),
+        connect_timeout_ms=_int(lookup(config, "connect_timeout_ms")), sni=sni_name(name, ns, dc, td),
         spiffe_id=spiffe.service_uri(td, ns, dc, name), config=config, endpoints=endpoints, error=error,
         chain=chain if not isinstance(chain, str) else None, targets=targets,
     )

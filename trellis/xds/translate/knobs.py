@@ -45,6 +45,7 @@ from typing import Any
 
 from trellis.config.duration import decode_duration
 from trellis.errors import TrellisError
+from trellis.proxycfg.keys import lookup  # rule 4: one case-insensitive reader for every Proxy.Config key
 from trellis.proxycfg.model import INGRESS_GATEWAY, ConnectProxySnapshot, LinkedServiceSnapshot, UpstreamSnapshot
 
 HTTP_LIKE = frozenset({"http", "http2", "grpc"})
@@ -146,16 +147,6 @@ def _overlap(a: str, b: str) -> bool:
 def connect_timeout_ms(given: int) -> int:
     """Rule 3."""
     return given if given > 0 else DEFAULT_CONNECT_TIMEOUT_MS
-
-
-def lookup(config: Mapping[str, Any] | None, key: str) -> Any:
-    """Rule 4: ``config[key]`` with the key compared case-insensitively, or None."""
-    if not isinstance(config, Mapping):
-        return None
-    if key in config:
-        return config[key]
-    wanted = key.lower()
-    return next((v for k, v in config.items() if isinstance(k, str) and k.lower() == wanted), None)
 
 
 def count(value: Any, *, minimum: int = 0, maximum: int = _UINT32_MAX) -> int | None:

@@ -122,7 +122,7 @@ def _proxy_problems(snapshot: ConnectProxySnapshot) -> Iterator[str]:
     yield from _parsed_int("Proxy.Config", config, "local_connect_timeout_ms", p.local_connect_timeout_ms,
                            expected="a whole number of milliseconds",
                            applies=_timeout_applies(p.local_connect_timeout_ms))
-    given = config.get("protocol")
+    given = knobs.lookup(config, "protocol")
     if _is_given(given) and not isinstance(given, str):
         yield f"Proxy.Config protocol = {_shown(given)}: not a string; ignored"
     if p.protocol not in PROTOCOLS:
@@ -198,8 +198,8 @@ def _knob(where: str, config: Mapping[str, Any] | None, knob: knobs.Knob) -> Ite
 
 def _parsed_int(where: str, config: Mapping[str, Any], key: str, applied: int, *, expected: str, applies: str,
                 maximum: int = 2**63) -> Iterator[str]:
-    """Rule 5: ``config[key]`` (proxycfg reads the exact key) against what the snapshot carries."""
-    given = config.get(key)
+    """Rule 5: ``config[key]`` (case-insensitive, as proxycfg reads it) against what the snapshot carries."""
+    given = knobs.lookup(config, key)
     if not _is_given(given):
         return
     if knobs.count(given, maximum=maximum) == applied:
