@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import http.client
 import logging
 import socket
 import ssl
 import threading
-import time
 import urllib.request
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -30,7 +28,7 @@ from trellis.connect import spiffe
 from trellis.connect.ca import certs
 from trellis.proxy import serve
 from trellis.testing.agent import AgentProcess, free_port, start_agent
-from trellis.testing.apps import NamedApp, answer, eventually, get
+from trellis.testing.apps import NamedApp, Traffic, answer, eventually, get
 
 pytestmark = pytest.mark.integration
 
@@ -103,41 +101,6 @@ def read_response(sock: socket.socket) -> bytes:
     while len(body) < length:
         body += sock.recv(4096)
     return data
-
-
-class Traffic:
-    """A steady loop of requests (a new connection each) in a thread, counting failures."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.ok = 0
-        self.failures: list[tuple[float, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Traffic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                status, body = get(self.port)
-                if status == 200 and body.startswith("api"):
-                    self.ok += 1
-                else:
-                    self.failures.append((time.monotonic(), f"{status} {body}"))
-            except (OSError, http.client.HTTPException) as exc:
-                self.failures.append((time.monotonic(), repr(exc)))
-            time.sleep(0.01)
-
-    def wait_for(self, count: int) -> None:
-        target = self.ok + count
-        eventually(lambda: self.ok >= target, f"{count} more successful requests")
 
 
 @dataclass

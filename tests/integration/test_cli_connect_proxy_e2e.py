@@ -14,18 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from trellis.testing.agent import AgentProcess, free_port, start_agent
+from trellis.testing.agent import AgentProcess, free_port
 from trellis.testing.apps import NamedApp, answer, eventually
 
 pytestmark = pytest.mark.integration
 DEADLINE = 20.0
-
-
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory) -> AgentProcess:
-    proc = start_agent(tmp_path_factory.mktemp("cli-proxy"))
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +30,7 @@ def apps():
 
 
 def cli(agent: AgentProcess, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TRELLIS_HTTP_ADDR": f"127.0.0.1:{agent.http_port}"}
-    return subprocess.run([sys.executable, "-m", "trellis", "connect", "proxy", *args], capture_output=True,
-                          text=True, env=env, timeout=timeout)
+    return agent.cli("connect", "proxy", *args, timeout=timeout)
 
 
 def start_proxy(agent: AgentProcess, tmp: Path, *args: str) -> subprocess.Popen:

@@ -11,43 +11,16 @@ The stories run in file order on the same agent.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from trellis.testing.seed import INGRESS_GATEWAY_HCL as INGRESS_CONFIG
 from trellis.testing.seed import TERMINATING_GATEWAY_HCL as SEED_TERMINATING
-from trellis.testing.agent import AgentProcess, start_agent
+from trellis.testing.agent import AgentProcess, cli_ok
 
 pytestmark = pytest.mark.integration
 
 
-
-
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory) -> AgentProcess:
-    proc = start_agent(tmp_path_factory.mktemp("chain-agent"))
-    try:
-        yield proc
-    finally:
-        rc = proc.stop()
-    assert rc == 0, f"agent did not stop cleanly ({rc}):\n{proc.log()}"
-
-
-def trellis(agent: AgentProcess, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONSUL_", "TRELLIS_"))}
-    env["CONSUL_HTTP_ADDR"] = agent.http_addr
-    return subprocess.run([sys.executable, "-m", "trellis", *args], capture_output=True, text=True, env=env,
-                          timeout=60)
-
-
-def ok(r: subprocess.CompletedProcess, out: str | None = None) -> str:
-    assert (r.returncode, r.stderr) == (0, ""), (r.returncode, r.stdout, r.stderr)
-    if out is not None:
-        assert r.stdout == out
-    return r.stdout
 
 
 def put(agent: AgentProcess, body: dict) -> tuple[int, object]:
@@ -77,24 +50,24 @@ def refused(agent: AgentProcess, body: dict, message: str) -> None:
 def test_seed_terminating_gateway_file_writes_and_reads_back(agent, tmp_path):
     path = tmp_path / "egress-gateway-config.hcl"
     path.write_text(SEED_TERMINATING)
-    ok(trellis(agent, "config", "write", str(path)), "Config entry written: terminating-gateway/egress-gateway\n")
-    entry = json.loads(ok(trellis(agent, "config", "read", "-kind", "terminating-gateway", "-name", "egress-gateway")))
+    cli_ok(agent.cli("config", "write", str(path)), "Config entry written: terminating-gateway/egress-gateway\n")
+    entry = json.loads(cli_ok(agent.cli("config", "read", "-kind", "terminating-gateway", "-name", "egress-gateway")))
     assert without_indexes(entry) == {"Kind": "terminating-gateway", "Name": "egress-gateway",
                                       "Services": [{"Name": "external-api", "SNI": "api.external.com"}]}
-    ok(trellis(agent, "config", "list", "-kind", "terminating-gateway"), "egress-gateway\n")
+    cli_ok(agent.cli("config", "list", "-kind", "terminating-gateway"), "egress-gateway\n")
 
 
 def test_seed_ingress_gateway_file_needs_its_service_to_speak_http(agent, tmp_path):
     path = tmp_path / "ingress-gateway-config.hcl"
     path.write_text(INGRESS_CONFIG)
-    r = trellis(agent, "config", "write", str(path))
+    r = agent.cli("config", "write", str(path))
     assert (r.returncode, r.stdout) == (1, "")
     assert r.stderr == ("Error writing config entry ingress-gateway/ingress-gateway: Unexpected response code: 400 "
                         '(service "web" has protocol "tcp", which does not match defined listener protocol "http")\n')
     defaults = tmp_path / "web-defaults.hcl"
     defaults.write_text('Kind = "service-defaults"\nName = "web"\nProtocol = "http"\n')
-    ok(trellis(agent, "config", "write", str(defaults)), "Config entry written: service-defaults/web\n")
-    ok(trellis(agent, "config", "write", str(path)), "Config entry written: ingress-gateway/ingress-gateway\n")
+    cli_ok(agent.cli("config", "write", str(defaults)), "Config entry written: service-defaults/web\n")
+    cli_ok(agent.cli("config", "write", str(path)), "Config entry written: ingress-gateway/ingress-gateway\n")
     entry = get(agent, "/v1/config/ingress-gateway/ingress-gateway")
     assert without_indexes(entry) == {
         "Kind": "ingress-gateway", "Name": "ingress-gateway", "TLS": {"Enabled": False},

@@ -12,9 +12,7 @@ with a deadline.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import urllib.parse
 
 import pytest
@@ -67,9 +65,7 @@ def failed_at(agent: AgentProcess, step: str, destination: str = "api") -> dict:
 
 
 def cli(agent: AgentProcess, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TRELLIS_HTTP_ADDR": agent.http_addr}
-    return subprocess.run([sys.executable, "-m", "trellis", "connect", "trace", *args], capture_output=True,
-                          text=True, env=env, timeout=30, stdin=subprocess.DEVNULL)
+    return agent.cli("connect", "trace", *args, timeout=30)
 
 
 def put(agent: AgentProcess, path: str, body: object = None) -> None:

@@ -20,7 +20,7 @@ import json
 
 import pytest
 
-from trellis.testing.agent import AgentProcess, free_port, start_agent
+from trellis.testing.agent import free_port
 from trellis.testing.apps import answer
 from trellis.testing.envoy import EnvoyMesh
 
@@ -28,13 +28,6 @@ pytestmark = pytest.mark.integration
 
 
 # -- the pieces ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory) -> AgentProcess:
-    proc = start_agent(tmp_path_factory.mktemp("envoy-faults-agent"))
-    yield proc
-    proc.stop()
-
-
 @pytest.fixture(scope="module")
 def mesh(agent, tmp_path_factory) -> EnvoyMesh:
     """The agent and api-1 (app, sidecar, EnvoyProcess), the upstream every story's good path uses."""

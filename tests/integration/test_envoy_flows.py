@@ -16,13 +16,10 @@ the same flows are also checked against Envoy's own view.
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +30,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from trellis.testing.agent import AgentProcess, free_port, start_agent
-from trellis.testing.apps import NamedApp, answer, eventually, get
+from trellis.testing.apps import NamedApp, Traffic, answer, eventually, get
 from trellis.testing.envoy import EnvoyProcess
 
 pytestmark = pytest.mark.integration
@@ -48,41 +45,6 @@ API = ["api-1", "api-2"]
 
 
 # -- the pieces ------------------------------------------------------------------------------
-class Traffic:
-    """A steady loop of requests (a new connection each) in a thread, recording failures."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.ok = 0
-        self.failures: list[tuple[float, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Traffic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                status, body = get(self.port)
-                if status == 200 and body.startswith("api"):
-                    self.ok += 1
-                else:
-                    self.failures.append((time.monotonic(), f"{status} {body}"))
-            except (OSError, http.client.HTTPException) as exc:
-                self.failures.append((time.monotonic(), repr(exc)))
-            time.sleep(0.01)
-
-    def wait_for(self, count: int, timeout: float = DEADLINE) -> None:
-        target = self.ok + count
-        eventually(lambda: self.ok >= target, f"{count} more successful requests", timeout)
-
-
 # -- Envoy, seen through its admin port ------------------------------------------------------
 def rbac_policies(chain: dict) -> dict:
     """The RBAC policies (network or HTTP filter) of one filter chain from config_dump."""

@@ -16,19 +16,12 @@ import ssl
 
 import pytest
 
-from trellis.testing.agent import AgentProcess, free_port, start_agent
+from trellis.testing.agent import free_port
 from trellis.testing.apps import answer, get
 from trellis.testing.envoy import EnvoyMesh
 
 pytestmark = pytest.mark.integration
 INTENTION = "/v1/connect/intentions/exact?source=ingress-gateway&destination=web"
-
-
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory) -> AgentProcess:
-    proc = start_agent(tmp_path_factory.mktemp("envoy-ingress-agent"))
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from trellis.testing.agent import AgentProcess, free_port, start_agent
+from trellis.testing.agent import AgentProcess, free_port
 from trellis.testing.apps import eventually as _eventually
+from trellis.testing.envoy import stop_processes
 
 pytestmark = pytest.mark.integration
 DEADLINE = 30.0
@@ -147,21 +147,7 @@ class Mesh:
             assert status == 200, text
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-
-
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory) -> AgentProcess:
-    proc = start_agent(tmp_path_factory.mktemp("envoy-open-agent"))
-    yield proc
-    proc.stop()
+        stop_processes(self.procs)
 
 
 @pytest.fixture()

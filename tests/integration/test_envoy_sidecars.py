@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from trellis.testing.agent import AgentProcess, free_port, start_agent
+from trellis.testing.agent import AgentProcess, free_port
 from trellis.testing.apps import NamedApp, answer, eventually as _eventually
+from trellis.testing.envoy import stop_processes
 
 pytestmark = pytest.mark.integration
 DEADLINE = 30.0
@@ -50,21 +50,7 @@ class Mesh:
         return p
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-
-
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory) -> AgentProcess:
-    proc = start_agent(tmp_path_factory.mktemp("envoy-agent"))
-    yield proc
-    proc.stop()
+        stop_processes(self.procs)
 
 
 @pytest.fixture()

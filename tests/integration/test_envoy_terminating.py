@@ -20,7 +20,7 @@ import threading
 
 import pytest
 
-from trellis.testing.agent import AgentProcess, free_port, start_agent
+from trellis.testing.agent import free_port
 from trellis.testing.apps import NamedApp, answer, get
 from trellis.testing.envoy import EnvoyMesh
 from trellis.testing.external import HttpsServer, make_ca_and_server_cert
@@ -69,13 +69,6 @@ class HostEcho:
         for httpd in self.servers:
             httpd.shutdown()
             httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory) -> AgentProcess:
-    proc = start_agent(tmp_path_factory.mktemp("envoy-terminating-agent"))
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,20 +14,13 @@ import json
 
 import pytest
 
-from trellis.testing.agent import AgentProcess, free_port, start_agent
+from trellis.testing.agent import free_port
 from trellis.testing.apps import answer
 from trellis.testing.envoy import EnvoyMesh
 from trellis.testing.external import EXTERNAL_HOST, HttpsServer, make_ca_and_server_cert
 from trellis.testing.seed import TERMINATING_GATEWAY_HCL
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory) -> AgentProcess:
-    proc = start_agent(tmp_path_factory.mktemp("envoy-egress-seed-agent"))
-    yield proc
-    proc.stop()
 
 
 def test_the_seeds_egress_gateway_verifies_against_the_system_roots_then_the_given_ca(agent, tmp_path):

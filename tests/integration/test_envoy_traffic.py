@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from trellis.testing.agent import AgentProcess, free_port, start_agent
+from trellis.testing.agent import free_port
 from trellis.testing.apps import get
 from trellis.testing.envoy import EnvoyMesh
 
@@ -33,13 +33,6 @@ def flaky(path: str, nth: int) -> tuple[int, float]:
     if path.startswith("/slow"):
         return 200, 1.0
     return (503 if nth % 2 else 200), 0.0
-
-
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory) -> AgentProcess:
-    proc = start_agent(tmp_path_factory.mktemp("envoy-traffic-agent"))
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture(scope="module")

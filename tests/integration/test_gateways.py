@@ -13,7 +13,6 @@ The stories run in file order on the same agent.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -29,7 +28,7 @@ import pytest
 
 from trellis.testing.seed import INGRESS_GATEWAY_HCL as INGRESS_CONFIG
 from trellis.testing.seed import TERMINATING_GATEWAY_HCL as SEED_TERMINATING
-from trellis.testing.agent import AgentProcess, free_port, start_agent
+from trellis.testing.agent import AgentProcess, cli_ok, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -48,16 +47,6 @@ SEED_INGRESS_LISTENERS = {"service": {"name": "ingress-gateway", "connect": {"ga
 
 
 @pytest.fixture(scope="module")
-def agent(tmp_path_factory) -> AgentProcess:
-    proc = start_agent(tmp_path_factory.mktemp("gateway-agent"))
-    try:
-        yield proc
-    finally:
-        rc = proc.stop()
-    assert rc == 0, f"agent did not stop cleanly ({rc}):\n{proc.log()}"
-
-
-@pytest.fixture(scope="module")
 def files(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("gateway-files")
     (d / "ingress-gateway.json").write_text(json.dumps(SEED_INGRESS, indent=2))
@@ -69,20 +58,6 @@ def files(tmp_path_factory) -> Path:
     (d / "web.json").write_text(json.dumps({"service": {"name": "web", "port": 9090,
                                                         "connect": {"sidecar_service": {}}}}))
     return d
-
-
-def trellis(agent: AgentProcess, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONSUL_", "TRELLIS_", "CONNECT_"))}
-    env["CONSUL_HTTP_ADDR"] = agent.http_addr
-    return subprocess.run([sys.executable, "-m", "trellis", *args], capture_output=True, text=True, env=env,
-                          timeout=60)
-
-
-def ok(r: subprocess.CompletedProcess, out: str | None = None) -> str:
-    assert (r.returncode, r.stderr) == (0, ""), (r.returncode, r.stdout, r.stderr)
-    if out is not None:
-        assert r.stdout == out
-    return r.stdout
 
 
 def get(agent: AgentProcess, path: str) -> tuple[dict, object]:
@@ -118,7 +93,7 @@ def ask(agent: AgentProcess, name: str, rdtype: str = "A") -> dns.message.Messag
 
 # -- the seed's terminating (egress) gateway ---------------------------------------------------------
 def test_seed_gateway_files_register_without_a_kind(agent, files):
-    ok(trellis(agent, "services", "register", str(files / "ingress-gateway.json"), str(files / "egress-gateway.json")),
+    cli_ok(agent.cli("services", "register", str(files / "ingress-gateway.json"), str(files / "egress-gateway.json")),
        "Registered service: ingress-gateway\nRegistered service: egress-gateway\n")
     _, svc = get(agent, "/v1/agent/service/egress-gateway")
     assert "Kind" not in svc and "Proxy" not in svc  # a typical service until its entry says otherwise
@@ -136,7 +111,7 @@ def test_the_terminating_entry_written_later_gives_the_kind_and_wakes_blocking_q
                 Blocking(agent, f"/v1/catalog/gateway-services/egress-gateway?index="
                                 f"{index(agent, '/v1/catalog/gateway-services/egress-gateway')}&wait=30s")]
     time.sleep(0.2)  # let them park: a write before they block would answer them at once anyway
-    ok(trellis(agent, "config", "write", str(files / "egress-gateway-config.hcl")),
+    cli_ok(agent.cli("config", "write", str(files / "egress-gateway-config.hcl")),
        "Config entry written: terminating-gateway/egress-gateway\n")
     (took, (node,)), (took2, svc), (took3, rows) = (w.answer() for w in watchers)
     assert max(took, took2, took3) < 10
@@ -163,13 +138,13 @@ def test_gateway_services_of_the_egress_gateway_in_consuls_shape(agent):
 
 # -- the seed's ingress gateway -----------------------------------------------------------------------
 def test_the_ingress_entry_written_later_exposes_web_through_the_gateway(agent, files):
-    ok(trellis(agent, "services", "register", str(files / "web.json")), "Registered service: web\n")
-    ok(trellis(agent, "config", "write", str(files / "web-defaults.hcl")))
+    cli_ok(agent.cli("services", "register", str(files / "web.json")), "Registered service: web\n")
+    cli_ok(agent.cli("config", "write", str(files / "web-defaults.hcl")))
     assert get(agent, "/v1/health/ingress/web")[1] == []
     assert ask(agent, "web.ingress.consul").rcode() == dns.rcode.NXDOMAIN
     waiting = Blocking(agent, f"/v1/health/ingress/web?index={index(agent, '/v1/health/ingress/web')}&wait=30s")
     time.sleep(0.2)
-    ok(trellis(agent, "config", "write", str(files / "ingress-gateway-config.hcl")),
+    cli_ok(agent.cli("config", "write", str(files / "ingress-gateway-config.hcl")),
        "Config entry written: ingress-gateway/ingress-gateway\n")
     took, (inst,) = waiting.answer()
     assert took < 10
@@ -200,10 +175,10 @@ def test_dns_answers_web_ingress_with_the_gateway_on_the_wire(agent):
 # -- connect envoy -gateway ---------------------------------------------------------------------------
 def test_connect_envoy_registers_an_ingress_gateway_and_prints_a_bootstrap_envoy_accepts(agent, tmp_path):
     port, bind = free_port(), free_port()
-    r = trellis(agent, "connect", "envoy", "-gateway=ingress", "-register", "-service", "edge",
+    r = agent.cli("connect", "envoy", "-gateway=ingress", "-register", "-service", "edge",
                 "-address", f"127.0.0.1:{port}", "-bind-address", f"default=127.0.0.1:{bind}",
                 "-admin-bind", f"127.0.0.1:{free_port()}", "-bootstrap")
-    boot = json.loads(ok(r))  # stdout is the bootstrap alone: no "Registered service" line with -bootstrap
+    boot = json.loads(cli_ok(r))  # stdout is the bootstrap alone: no "Registered service" line with -bootstrap
     assert boot["node"]["id"] == boot["node"]["cluster"] == "edge"
     assert boot["dynamic_resources"]["ads_config"]["api_type"] == "DELTA_GRPC"
     ready = {li["name"]: li for li in boot["static_resources"]["listeners"]}["envoy_ready_listener"]
@@ -225,15 +200,15 @@ def test_connect_envoy_registers_an_ingress_gateway_and_prints_a_bootstrap_envoy
 
 
 def test_connect_envoy_finds_the_one_local_gateway_of_a_kind(agent):
-    boot = json.loads(ok(trellis(agent, "connect", "envoy", "-gateway=terminating", "-bootstrap")))
+    boot = json.loads(cli_ok(agent.cli("connect", "envoy", "-gateway=terminating", "-bootstrap")))
     assert boot["node"]["id"] == boot["node"]["cluster"] == "egress-gateway"  # the seed's, kind from its entry
     assert all(li["name"] != "envoy_ready_listener" for li in boot["static_resources"]["listeners"])
-    r = trellis(agent, "connect", "envoy", "-gateway=ingress", "-bootstrap")
+    r = agent.cli("connect", "envoy", "-gateway=ingress", "-bootstrap")
     assert (r.returncode, r.stdout, r.stderr) == (
         1, "", "Cannot lookup the ingress-gateway's proxy ID because multiple are registered with the agent\n")
-    r = trellis(agent, "connect", "envoy", "-register", "-sidecar-for", "web", "-bootstrap")
+    r = agent.cli("connect", "envoy", "-register", "-sidecar-for", "web", "-bootstrap")
     assert (r.returncode, r.stderr) == (1, "Auto-Registration can only be used for gateways\n")
-    r = trellis(agent, "connect", "envoy", "-gateway=egress", "-bootstrap")
+    r = agent.cli("connect", "envoy", "-gateway=egress", "-bootstrap")
     assert (r.returncode, r.stderr) == (1, "Gateway must be one of: api, terminating, mesh, or ingress\n")
 
 
@@ -242,7 +217,7 @@ def test_bad_gateway_bind_config_is_refused_naming_the_field(agent, tmp_path):
     bad = tmp_path / "bad-gateway.json"
     bad.write_text(json.dumps({"service": {"name": "bad-gw", "connect": {"gateway": {"proxy": {
         "envoy_gateway_bind_tagged_addresses": "lan"}}}}}))
-    r = trellis(agent, "services", "register", str(bad))
+    r = agent.cli("services", "register", str(bad))
     assert (r.returncode, r.stdout) == (1, "")
     assert "service.connect.gateway.proxy: Invalid gateway config: envoy_gateway_bind_tagged_addresses: expected a " \
            'boolean or an object of {address, port}, got string "lan"' in r.stderr
@@ -256,7 +231,7 @@ def test_bad_gateway_bind_config_is_refused_naming_the_field(agent, tmp_path):
 
 
 def test_the_seeds_ingress_with_listeners_keeps_its_tagged_address_map(agent, files):
-    ok(trellis(agent, "services", "register", str(files / "ingress-gateway-listeners.json")),
+    cli_ok(agent.cli("services", "register", str(files / "ingress-gateway-listeners.json")),
        "Registered service: ingress-gateway\n")
     _, svc = get(agent, "/v1/agent/service/ingress-gateway")
     assert svc["Kind"] == "ingress-gateway"

@@ -64,6 +64,14 @@ class AgentProcess:
         except urllib.error.HTTPError as exc:
             return exc.code, dict(exc.headers), _maybe_json(exc.read())
 
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """``trellis ARGS`` in a subprocess aimed at this agent (``CONSUL_HTTP_ADDR``), with
+        no other CONSUL_/TRELLIS_/CONNECT_ variable of the caller's environment."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CONSUL_", "TRELLIS_", "CONNECT_"))}
+        env["CONSUL_HTTP_ADDR"] = self.http_addr
+        return subprocess.run([sys.executable, "-m", "trellis", *args], capture_output=True, text=True, env=env,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
     def log(self) -> str:
         try:
             return self.log_path.read_text()
@@ -131,3 +139,12 @@ def start_agent(
         time.sleep(0.05)
     agent.stop()
     raise RuntimeError(f"agent did not answer within {timeout}s:\n{agent.log()}")
+
+
+def cli_ok(r: subprocess.CompletedProcess, out: str | None = None) -> str:
+    """``r`` (an ``AgentProcess.cli`` result) succeeded with nothing on stderr (and printed
+    exactly ``out``, when given); its stdout."""
+    assert (r.returncode, r.stderr) == (0, ""), (r.returncode, r.stdout, r.stderr)
+    if out is not None:
+        assert r.stdout == out
+    return r.stdout

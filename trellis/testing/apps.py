@@ -94,3 +94,39 @@ def eventually(check: Callable[[], Any], what: str = "condition", timeout: float
         time.sleep(interval)
     extra = f"\n{diagnose()}" if diagnose else ""
     raise AssertionError(f"{what}: not within {timeout}s (last: {last!r}){extra}")
+
+
+class Traffic:
+    """A steady loop of GETs (a new connection each) in a thread: answers starting with
+    ``expect`` count as ok, anything else is recorded with its time in ``failures``."""
+
+    def __init__(self, port: int, expect: str = "api") -> None:
+        self.port, self.expect = port, expect
+        self.ok = 0
+        self.failures: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status, body = get(self.port)
+                if status == 200 and body.startswith(self.expect):
+                    self.ok += 1
+                else:
+                    self.failures.append((time.monotonic(), f"{status} {body}"))
+            except (OSError, http.client.HTTPException) as exc:
+                self.failures.append((time.monotonic(), repr(exc)))
+            time.sleep(0.01)
+
+    def wait_for(self, count: int, timeout: float = DEADLINE) -> None:
+        target = self.ok + count
+        eventually(lambda: self.ok >= target, f"{count} more successful requests", timeout)

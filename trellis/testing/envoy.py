@@ -109,13 +109,20 @@ class EnvoyProcess:
         return [line for line in lines if line.partition(": ")[2].strip() not in ("", "0")]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_processes([self.proc])
+
+
+def stop_processes(procs: list[subprocess.Popen], grace: float = 10.0) -> None:
+    """SIGTERM every process still running, then wait for each; SIGKILL one that outlives ``grace``."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 @dataclass
@@ -229,7 +236,6 @@ class EnvoyMesh:
         assert status == 200, text
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "trellis", *args], env=self.env, capture_output=True,
-                              text=True, timeout=30, stdin=subprocess.DEVNULL)
+        done = self.agent.cli(*args, timeout=30)
         assert done.returncode == 0, done.stderr
         return done.stdout
