@@ -153,7 +153,8 @@ def build(view: View, proxy: Service, *, datacenter: str, leaf: LeafSnapshot | N
         proxy_id=proxy.id, proxy_name=proxy.name, namespace=proxy.namespace, datacenter=datacenter,
         trust_domain=td, service=service, service_id=p.destination_service_id, public=public, leaf=leaf,
         roots=tuple(root.root_cert for root in ca.ordered_roots()), intentions=tuple(candidates),
-        default=default, upstreams=tuple(_upstream(r, view, proxy, u, datacenter, td) for u in p.upstreams),
+        default=default,
+        upstreams=tuple(_upstream(r, view, (proxy.namespace, service), u, datacenter, td) for u in p.upstreams),
         config=config, kind=CONNECT_PROXY, stop=stop, ingress=(), terminating=None,
     )
     return view.result(ConnectProxySnapshot(**given, version=_version(given)), r.watch)
@@ -179,7 +180,7 @@ def build_ingress(view: View, gateway: Service, *, datacenter: str, leaf: LeafSn
             hosts = svc.hosts or ((f"{svc.name}.ingress.*", f"{svc.name}.ingress.*:{li.port}")
                                   if protocol in HTTP_LIKE else ())
             services.append(IngressServiceSnapshot(
-                upstream=_upstream(r, view, gateway, u, datacenter, td), hosts=tuple(hosts),
+                upstream=_upstream(r, view, (gateway.namespace, ""), u, datacenter, td), hosts=tuple(hosts),
                 request_headers=svc.request_headers, response_headers=svc.response_headers))
         own = listener_tls(entry, li)
         tls = IngressTLS(own.tls_min_version, own.tls_max_version, own.cipher_suites) if own.enabled else None
@@ -349,11 +350,14 @@ def _int(value: Any) -> int:
         return 0
 
 
-def _upstream(r: _Reader, view: View, proxy: Service, u: Any, datacenter: str, td: str) -> UpstreamSnapshot:
-    ns = u.destination_namespace or proxy.namespace
+def _upstream(r: _Reader, view: View, downstream: tuple[str, str], u: Any, datacenter: str,
+              td: str) -> UpstreamSnapshot:
+    """One upstream of ``downstream`` (namespace, service whose service-defaults may set
+    upstream settings; no service for a gateway)."""
+    ns = u.destination_namespace or downstream[0]
     dc = u.datacenter or datacenter
     name = u.destination_name
-    config = {**_central(r, proxy, name), **u.config}  # rule 3: the registration wins
+    config = {**_central(r, downstream, name), **u.config}  # rule 3: the registration wins
     endpoints: tuple[Endpoint, ...] = ()
     targets: tuple[TargetSnapshot, ...] = ()
     chain: CompiledChain | str | None = None
@@ -481,12 +485,11 @@ def _endpoints(view: View, ns: str, name: str) -> tuple[tuple[Endpoint, ...], fr
     return tuple(_endpoint(i) for i in found.value), frozenset(found.watch)
 
 
-def _central(r: _Reader, proxy: Service, name: str) -> dict[str, Any]:
+def _central(r: _Reader, downstream: tuple[str, str], name: str) -> dict[str, Any]:
     """The downstream's service-defaults settings for upstream ``name`` (rule 3), as
     ``Proxy.Config``-style keys: the override for that name over the defaults."""
-    if proxy.proxy is None or not proxy.proxy.destination_service_name:
-        return {}  # a gateway: it has no service-defaults of its own for upstreams
-    sd = r.entry(ServiceDefaults.KIND, proxy.namespace, proxy.proxy.destination_service_name)
+    ns, service = downstream
+    sd = r.entry(ServiceDefaults.KIND, ns, service) if service else None
     uc = sd.upstream_config if sd is not None else None
     if uc is None:
         return {}
