@@ -3,9 +3,9 @@
 Flow: flags → the proxy (``-sidecar-for``/``-proxy-id``, as ``connect proxy`` finds it;
 ``-gateway=ingress|terminating`` with ``-register`` registers the gateway first, without it
 finds the one local gateway of that kind) → the agent's xDS port (``/v1/agent/self``
-``xDS.Port``, or ``-grpc-addr``) and the proxy's config (``envoy_prometheus_bind_addr``)
-→ ``xds.bootstrap.build_bootstrap`` → ``-bootstrap``: print it; else check Envoy's
-version and exec it.
+``xDS.Port``, or ``-grpc-addr``) and the proxy's merged config (rule 6) →
+``xds.bootstrap.parse_bootstrap_config`` → ``xds.bootstrap.build_bootstrap`` →
+``-bootstrap``: print it; else check Envoy's version and exec it.
 
 Rules:
 1. The bootstrap reaches Envoy through a named pipe in a private directory, read once,
@@ -24,6 +24,12 @@ Rules:
    the registration carries a TCP check ``<kind> listening``. An ingress gateway's
    Envoy answers ``/ready`` on ``-address`` (``-envoy-ready-bind-*`` move it), so that
    check passes before any listener is configured.
+6. The bootstrap keys are read from the proxy's ``Proxy.Config`` merged over
+   proxy-defaults ``global``'s ``Config``, key by key, the registration winning: what
+   Consul's agent serves as the service (``configentry.MergeServiceConfig``), which
+   trellis's ``/v1/agent/service/:id`` does not merge, so the command does.
+   ``-no-central-config`` reads neither, as Consul's does. A key that does not parse
+   (or that trellis cannot honour) fails the command, naming the key; Envoy is not run.
 """
 
 from __future__ import annotations
@@ -45,7 +51,14 @@ from trellis.cli import http, output
 from trellis.cli.connect_proxy import resolve_proxy_id, split_host_port
 from trellis.cli.flags import Flag, FlagSet, Kind, UsageError
 from trellis.errors import InvalidInput, TrellisError
-from trellis.xds.bootstrap import MIN_ENVOY, BootstrapArgs, build_bootstrap, parse_version
+from trellis.xds.bootstrap import (
+    MIN_ENVOY,
+    BootstrapArgs,
+    BootstrapConfig,
+    build_bootstrap,
+    parse_bootstrap_config,
+    parse_version,
+)
 
 GATEWAY_KINDS = {"ingress": "ingress-gateway", "terminating": "terminating-gateway"}
 UNSUPPORTED_GATEWAYS = {"mesh": "mesh-gateway", "api": "api-gateway"}
@@ -85,6 +98,9 @@ FLAGS = FlagSet(
         Flag("admin-bind", default="127.0.0.1:19000", help="host:port of Envoy's admin listener."),
         Flag("grpc-addr", help="The agent's xDS address (default: from the agent's /v1/agent/self)."),
         Flag("bootstrap", Kind.BOOL, help="Print the bootstrap instead of running Envoy."),
+        Flag("no-central-config", Kind.BOOL, help=(
+            "Ignore the bootstrap keys of the proxy's Proxy.Config and of proxy-defaults (envoy_extra_*, "
+            "envoy_stats_*, envoy_prometheus_bind_addr, ...).")),
         Flag("envoy-binary", help="The Envoy to run (default: the one installed with trellis, else envoy "
                                   "on $PATH)."),
         Flag("concurrency", Kind.INT, default=1, help="Envoy worker threads (default 1 for a sidecar)."),
@@ -299,17 +315,35 @@ def _args(client: http.ApiClient, parsed: Any, proxy_id: str, gateway: str = "")
             raise InvalidInput("grpc-addr", message="the agent does not serve xDS (its gRPC port is off); "
                                                     "start it with -grpc-port or give -grpc-addr")
         agent_host = "127.0.0.1"
-    prom_host, prom_port = "", 0
-    prom = (proxy.get("Config") or {}).get("envoy_prometheus_bind_addr")
-    if prom:
-        prom_host, prom_port = split_host_port(str(prom), "envoy_prometheus_bind_addr")
+    config = BootstrapConfig()
+    if not parsed.no_central_config:
+        merged = merge_central_config(proxy_defaults_config(client), proxy.get("Config") or {})
+        config = parse_bootstrap_config(merged, os.environ)
     ready_host, ready_port = ready_bind(parsed, wanted)
     return BootstrapArgs(
         proxy_id=proxy_id, service=proxy.get("DestinationServiceName") or service.get("Service", ""),
         namespace=service.get("Namespace") or "default", admin_host=admin_host, admin_port=admin_port,
         agent_host=agent_host, agent_port=agent_port, token=client.config.token,
-        prometheus_host=prom_host, prometheus_port=prom_port, ready_host=ready_host, ready_port=ready_port,
+        prometheus_host=config.prometheus_bind[0], prometheus_port=config.prometheus_bind[1],
+        ready_host=ready_host, ready_port=ready_port, datacenter=service.get("Datacenter") or "", config=config,
     )
+
+
+def proxy_defaults_config(client: http.ApiClient) -> Mapping[str, Any]:
+    """proxy-defaults ``global``'s ``Config`` ({} when there is none); rule 6."""
+    try:
+        entry = client.get("/v1/config/proxy-defaults/global")
+    except http.ApiError as exc:
+        if exc.status == 404:
+            return {}
+        raise
+    return (entry or {}).get("Config") or {}
+
+
+def merge_central_config(central: Mapping[str, Any], registered: Mapping[str, Any]) -> dict[str, Any]:
+    """Rule 6: proxy-defaults' keys under the registration's, key by key (Consul's
+    ``mergo.Merge`` of ``Proxy.Config``, which only fills keys the service lacks). Pure."""
+    return {**central, **registered}
 
 
 def envoy_binary(given: str) -> str | None:
