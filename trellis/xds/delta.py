@@ -35,6 +35,11 @@ Rules:
    times out (15 s by default), so the children must not wait for the parent's ACK.
 7. An explicit (re)subscription to a name forgets Envoy's copy of it: the xDS spec says the
    server must send it even if it believes the client has it.
+8. A wildcard type (CDS, LDS) is answered once on every stream, empty if there is nothing
+   to send: Envoy finishes initialising only when its first CDS request is answered, so a
+   gateway with no cluster (a terminating gateway nothing is linked to yet) would
+   otherwise never ask for its listeners. An Envoy reconnecting with
+   ``initial_resource_versions`` has initialised already and is owed nothing.
 """
 
 from __future__ import annotations
@@ -101,6 +106,7 @@ class Pending:
 @dataclass(frozen=True, slots=True)
 class TypeState:
     requested: bool = False  # Envoy has sent a request for this type on this stream
+    answered: bool = False  # a response of this type has gone out on this stream (rule 8)
     wildcard: bool = False
     names: frozenset[str] = frozenset()  # explicit subscriptions
     acked: Mapping[str, str] = field(default_factory=dict)  # name -> version Envoy has
@@ -215,7 +221,8 @@ def _subscribe(ts: TypeState, request: discovery_pb2.DeltaDiscoveryRequest) -> T
     acked = {n: v for n, v in ts.acked.items() if n not in subscribe and n not in unsubscribe}
     rejected = {n: v for n, v in ts.rejected.items() if n not in subscribe and n not in unsubscribe}
     acked.update((n, v) for n, v in initial.items() if wildcard or n in names)
-    kept = replace(ts, requested=True, wildcard=wildcard, names=frozenset(names), acked=acked, rejected=rejected)
+    kept = replace(ts, requested=True, wildcard=wildcard, names=frozenset(names), acked=acked, rejected=rejected,
+                   answered=ts.answered or bool(initial))  # rule 8: a reconnecting Envoy has initialised
     if not wildcard:  # names Envoy is no longer interested in (e.g. "*" unsubscribed)
         kept = replace(kept, acked={n: v for n, v in acked.items() if n in names},
                        rejected={n: v for n, v in rejected.items() if n in names})
@@ -253,7 +260,8 @@ def next_response(
             found = diffs[type_url] = diff(ts, desired.get(type_url, {}))
         upserts = found[0] if part is not Part.REMOVALS else []
         removals = found[1] if part is not Part.UPSERTS else []
-        if upserts or removals:
+        unanswered = ts.wildcard and not ts.answered and part is not Part.REMOVALS  # rule 8
+        if upserts or removals or unanswered:
             blocked = (
                 ts.pending is not None
                 or (part is Part.REMOVALS and unsettled)
@@ -282,7 +290,7 @@ def _respond(
         response.resources.add(name=name, version=res.version, resource=packed)
     sent = {name: wanted[name].version for name in upserts} | {name: ABSENT for name in removals}
     types = dict(state.types)
-    types[type_url] = replace(state.of(type_url), pending=Pending(nonce, sent))
+    types[type_url] = replace(state.of(type_url), pending=Pending(nonce, sent), answered=True)
     for child_type, child in _children(type_url, [wanted[n].message for n in upserts]):  # rule 6
         ts = types.get(child_type) or TypeState()
         if child in ts.acked:

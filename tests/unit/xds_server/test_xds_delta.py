@@ -368,6 +368,25 @@ def test_reconnect_with_initial_versions_sends_only_the_difference() -> None:
     assert delta.in_sync(e.state, e.desired)
 
 
+def test_a_fresh_envoy_gets_an_empty_answer_for_each_wildcard_type_with_nothing_in_it() -> None:
+    """Rule 8: Envoy initialises only once its first CDS request is answered, so a gateway
+    with no cluster (and no listener) still gets one empty answer of each, in order."""
+    e = envoy({CLUSTER: {}, ENDPOINT: {}, LISTENER: {}, SECRET: {}})
+    e.ask(C)
+    e.ask(L)
+    assert e.settle() == [(C, [], []), (L, [], [])]
+    assert e.settle() == []  # once per stream
+
+
+def test_a_reconnecting_envoy_is_owed_no_empty_answer() -> None:
+    e = envoy({CLUSTER: {}, ENDPOINT: {}, LISTENER: {}, SECRET: {}})
+    e.ask(C, initial={"gone": "v0"})
+    assert e.settle() == [(C, [], ["gone"])]  # only the difference
+    e = envoy({CLUSTER: {}, ENDPOINT: {}, LISTENER: {}, SECRET: {}})
+    e.ask(L, initial={})
+    assert e.settle() == [(L, [], [])]  # nothing held: a fresh start after all
+
+
 def test_reconnect_removes_what_envoy_has_and_trellis_no_longer_wants() -> None:
     e = envoy()
     e.ask(C, initial={"db": delta.version_of(cluster("db")), "gone": "abc"})
