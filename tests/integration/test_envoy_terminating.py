@@ -183,3 +183,50 @@ def test_a_linked_services_resolver_default_subset_sends_only_to_that_subsets_in
     assert [answer(mesh.versioned_port) for _ in range(20)] == ["api-v1"] * 20
     assert len(mesh.v2.paths) == asked  # the v2 instance is not in the subset's cluster
     assert mesh.nacks() == [], mesh.diagnose()
+
+
+def test_a_linked_services_redirect_is_followed_by_the_mesh_client_through_the_gateway(mesh):
+    """A resolver's Redirect on a linked service is followed by web's discovery chain, as
+    Consul's is: web's Envoy sends to the redirect target's SNI, which reaches the gateway
+    (linked to both) and the target's external instance."""
+    mesh.wait(lambda: answer(mesh.plain_port) == "plain-api", "plain-api through the gateway")
+    mesh.config_write({"Kind": "service-resolver", "Name": "plain-api", "Redirect": {"Service": "external-api"}})
+    try:
+        mesh.wait(lambda: answer(mesh.plain_port) == "external-api", "plain-api's clients redirected to external-api")
+        status, _, rows = mesh.agent.request("GET", "/v1/agent/connect/proxies")
+        assert not [p for r in rows for p in r.get("Problems") or () if "plain-api" in p], rows
+    finally:
+        status, _, text = mesh.agent.request("DELETE", "/v1/config/service-resolver/plain-api")
+        assert status == 200, text
+    mesh.wait(lambda: answer(mesh.plain_port) == "plain-api", "plain-api again once the resolver is gone")
+    assert mesh.nacks() == [], mesh.diagnose()
+
+
+def closed_by_peer(port: int) -> bool:
+    """A TCP connection to ``port`` is accepted, then closed by the other side unanswered
+    (a reset, when what was sent is still unread)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+            conn.sendall(b"hello\r\n")
+            try:
+                return conn.recv(64) == b""
+            except ConnectionResetError:
+                return True
+    except OSError:
+        return False
+
+
+def test_a_gateway_with_nothing_linked_listens_and_closes_connections(mesh):
+    """Before any entry links a service, the gateway's listener is there (its TCP check can
+    pass, as Consul's) and closes whatever connects."""
+    port = free_port()
+    status, _, text = mesh.agent.request("PUT", "/v1/agent/service/register", {
+        "Name": "idle-gateway", "Kind": "terminating-gateway", "Address": "127.0.0.1", "Port": port})
+    assert status == 200, text
+    envoy = mesh.start_gateway("terminating", "idle-gateway")
+    mesh.wait(lambda: f"default:127.0.0.1:{port}" in envoy.listeners() and closed_by_peer(port),
+              "the idle gateway accepts and closes")
+    status, _, rows = mesh.agent.request("GET", "/v1/agent/connect/proxies")
+    row = next(r for r in rows if r["ProxyID"] == "idle-gateway")
+    assert any("no linked service is served yet" in p for p in row["Problems"]), row
+    assert mesh.nacks() == [], mesh.diagnose()

@@ -30,7 +30,12 @@ Rules:
    listener's protocol, the service's limits (else the entry's ``Defaults``), its hosts
    (``<service>.ingress.*`` and ``...:<port>`` by default on http-like listeners) and its
    header changes, and its TLS (``listener_tls``: the gateway's ``TLS``, turned on or
-   refined by the listener's). No entry yet: no listeners.
+   refined by the listener's; an SDS certificate there turns TLS on, served instead of
+   the leaf). A service of an http-like listener with its own SDS certificate carries it
+   (its cluster defaulting to the listener's), with the listener's versions and ciphers.
+   A certificate says whether the gateway's bootstrap defines its SDS cluster, as far as
+   ``envoy_extra_static_clusters_json`` (the registration's, else proxy-defaults') tells.
+   No entry yet: no listeners.
 9. A terminating gateway's snapshot (model.py rule 7) comes from its terminating-gateway
    entry, as /v1/catalog/gateway-services lists it (``*`` expanded): per linked service
    its leaf (from ``leaves``, which the watcher fills for ``linked_services``), the
@@ -44,7 +49,7 @@ Rules:
    ``ConnectTimeout`` (else the gateway's ``connect_timeout_ms``), ``LoadBalancer``,
    ``RequestTimeout``, ``DefaultSubset``, and per subset the external instances that pass
    its filter (and are passing, with ``OnlyPassing``), shared like rule 5's. ``Redirect``
-   and ``Failover`` are named in ``unapplied``: the gateway does not follow them.
+   and ``Failover`` are followed by the mesh clients' chains (rule 7), not the gateway.
 11. A chain target's filter selects among the service's own mesh instances; a
    terminating gateway's instance stands for every subset of the services it links (it
    picks the subset's external instances by the SNI it is sent, rule 10), so the filter
@@ -56,7 +61,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 from trellis import filter as bexpr
@@ -68,12 +73,13 @@ from trellis.catalog.gateway_services import TERMINATING, GatewayService, gatewa
 from trellis.catalog.model import Service, ServiceKind, Upstream
 from trellis.config.entry.fields import HTTP_LIKE
 from trellis.config.entry.model import ProxyDefaults, ServiceDefaults, UpstreamConfig
-from trellis.config.entry.model_gateway import IngressGateway, IngressService, listener_tls
+from trellis.config.entry.model_gateway import GatewayTLSSDSConfig, IngressGateway, IngressService, listener_tls
 from trellis.config.duration import format_duration
 from trellis.config.entry.chain import ChainTarget, CompiledChain, compile_chain
 from trellis.config.entry.model_chain import ServiceResolver
 from trellis.connect import spiffe
 from trellis.proxycfg.keys import lookup
+from trellis.xds.bootstrap import EXTRA_CLUSTERS, parse_json_objects
 from trellis.proxycfg.model import (
     CONNECT_PROXY,
     INGRESS_GATEWAY,
@@ -83,12 +89,13 @@ from trellis.proxycfg.model import (
     Endpoint,
     GatewayBind,
     IngressListenerSnapshot,
-    IngressTLS,
     IngressServiceSnapshot,
+    IngressTLS,
     LeafSnapshot,
     LinkedServiceSnapshot,
     LinkedSubsetSnapshot,
     PublicListener,
+    SdsCertificate,
     TargetSnapshot,
     TerminatingSnapshot,
     UpstreamSnapshot,
@@ -169,24 +176,29 @@ def build_ingress(view: View, gateway: Service, *, datacenter: str, leaf: LeafSn
     r.watch.update({("ca-roots",), ("ca-config",), ("service", gateway.namespace, gateway.name.lower())})
     entry: IngressGateway | None = r.entry(IngressGateway.KIND, gateway.namespace, gateway.name)
     address = gateway.address or "0.0.0.0"
+    config = dict(gateway.proxy.config) if gateway.proxy is not None else {}
+    known = _bootstrap_clusters(r, config)
     listeners = []
     for li in entry.listeners if entry is not None else ():
         protocol = li.protocol or "tcp"
         services = []
+        own = listener_tls(entry, li)
+        sds = _sds_certificate(own.sds, None, known)
+        tls = IngressTLS(own.tls_min_version, own.tls_max_version, own.cipher_suites, sds=sds)
         for svc in _listener_services(view, r, gateway, li):
             u = Upstream(destination_name=svc.name, destination_namespace=svc.namespace or gateway.namespace,
                          local_bind_address=address, local_bind_port=li.port,
                          config={"protocol": protocol, **_ingress_limits(svc, entry.defaults)})
             hosts = svc.hosts or ((f"{svc.name}.ingress.*", f"{svc.name}.ingress.*:{li.port}")
                                   if protocol in HTTP_LIKE else ())
+            own_sds = _sds_certificate(svc.tls.sds if svc.tls is not None else None, own.sds, known)
             services.append(IngressServiceSnapshot(
                 upstream=_upstream(r, view, (gateway.namespace, ""), u, datacenter, td), hosts=tuple(hosts),
-                request_headers=svc.request_headers, response_headers=svc.response_headers))
-        own = listener_tls(entry, li)
-        tls = IngressTLS(own.tls_min_version, own.tls_max_version, own.cipher_suites) if own.enabled else None
+                request_headers=svc.request_headers, response_headers=svc.response_headers,
+                tls=replace(tls, sds=own_sds) if own_sds is not None and protocol in HTTP_LIKE else None))
         listeners.append(IngressListenerSnapshot(
-            address=address, port=li.port, protocol=protocol, services=tuple(services), tls=tls,
-            sds_asked=bool(own.sds or any(s.tls and s.tls.sds for s in li.services))))
+            address=address, port=li.port, protocol=protocol, services=tuple(services),
+            tls=tls if own.enabled or sds is not None else None))
     public = PublicListener(bind_address=address, bind_port=0, local_service_address="", local_service_port=0,
                             protocol="tcp", local_connect_timeout_ms=0)
     given = dict(
@@ -194,10 +206,40 @@ def build_ingress(view: View, gateway: Service, *, datacenter: str, leaf: LeafSn
         trust_domain=td, service=gateway.name, service_id=gateway.id, public=public, leaf=leaf,
         roots=tuple(root.root_cert for root in ca.ordered_roots()), intentions=(), default=default,
         upstreams=tuple(s.upstream for li in listeners for s in li.services),
-        config=dict(gateway.proxy.config) if gateway.proxy is not None else {}, kind=INGRESS_GATEWAY, stop=stop,
+        config=config, kind=INGRESS_GATEWAY, stop=stop,
         ingress=tuple(listeners), terminating=None,
     )
     return view.result(ConnectProxySnapshot(**given, version=_version(given)), r.watch)
+
+
+def _sds_certificate(given: GatewayTLSSDSConfig | None, outer: GatewayTLSSDSConfig | None,
+                     known: frozenset[str] | None) -> SdsCertificate | None:
+    """Rule 8: the SDS certificate ``given`` names, its cluster defaulting to ``outer``'s
+    (a service's to its listener's, as validation allows), and whether the gateway's
+    bootstrap defines that cluster (``known``; None: cannot tell). None without a resource
+    or a cluster (validation refuses that; an entry stored before the rule may have it)."""
+    if given is None or not given.cert_resource:
+        return None
+    cluster = given.cluster_name or (outer.cluster_name if outer is not None else "")
+    if not cluster:
+        return None
+    return SdsCertificate(cluster=cluster, resource=given.cert_resource, defined=known is None or cluster in known)
+
+
+def _bootstrap_clusters(r: _Reader, config: Mapping[str, Any]) -> frozenset[str] | None:
+    """Rule 8: the static clusters ``connect envoy`` adds to the gateway's bootstrap from
+    ``envoy_extra_static_clusters_json`` (the registration's, else proxy-defaults'), by
+    name; None when the value does not parse (``connect envoy`` refuses it and says why)."""
+    value = lookup(config, EXTRA_CLUSTERS)
+    if value is None:
+        pd = r.entry(ProxyDefaults.KIND, DEFAULT_NS, "global")
+        value = lookup(pd.config, EXTRA_CLUSTERS) if pd is not None else None
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return frozenset()
+    try:
+        return frozenset(str(c.get("name", "")) for c in parse_json_objects(value, {}))
+    except ValueError:
+        return None
 
 
 def linked_services(view: View, gateway: Service) -> Result[list[GatewayService]]:
@@ -256,11 +298,9 @@ def _linked_resolver(view: View, r: _Reader, resolver: ServiceResolver | None, s
         LinkedSubsetSnapshot(name=sub, sni=f"{sub}.{sni}", endpoints=_shared_external(
             view, r, resolver.namespace, resolver.name, given.filter, given.only_passing))
         for sub, given in sorted(resolver.subsets.items()))
-    unapplied = tuple(key for key, value in (("Redirect", resolver.redirect), ("Failover", resolver.failover))
-                      if value)
     return dict(connect_timeout_ms=round(resolver.connect_timeout * 1000) if resolver.connect_timeout else timeout_ms,
                 subsets=subsets, default_subset=resolver.default_subset, load_balancer=resolver.load_balancer,
-                request_timeout=resolver.request_timeout, unapplied=unapplied)
+                request_timeout=resolver.request_timeout)
 
 
 def _shared_external(view: View, r: _Reader, ns: str, name: str, filter_text: str,

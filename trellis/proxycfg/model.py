@@ -21,6 +21,8 @@ Rules:
    same ``UpstreamSnapshot`` a sidecar's upstream to it would have (chain, targets,
    endpoints), also listed in ``upstreams`` so clusters and endpoints are built as for
    upstreams. Its leaf is the gateway's own identity, which intentions name as the source.
+   A listener's ``tls`` (and a service's own, which only an SDS certificate sets) says
+   which certificate its clients are shown.
 7. A terminating gateway's snapshot (``kind`` ``terminating-gateway``) has no public
    listener, no local app and no upstreams: its ``terminating`` part lists where it
    listens and, per linked service, the identity it presents for it (that service's
@@ -30,9 +32,10 @@ Rules:
    header is rewritten to the external endpoint's). A linked service without a leaf yet is
    carried with ``leaf`` None and is not served until it has one. Its service-resolver
    gives its connect timeout, load balancer and request timeout, and its subsets (each
-   with its own SNI and the external instances passing its filter) and default subset;
-   the resolver's ``Redirect`` and ``Failover`` are carried by name in ``unapplied``, as
-   the gateway does not apply them.
+   with its own SNI and the external instances passing its filter) and default subset.
+   Its ``Redirect`` and ``Failover`` are not the gateway's business: a mesh client's
+   discovery chain follows them (to another linked service, reached through a gateway
+   linked to it), as Consul's does.
 """
 
 from __future__ import annotations
@@ -99,6 +102,29 @@ class UpstreamSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class SdsCertificate:
+    """A certificate an operator's own SDS server serves (an ingress entry's ``TLS.SDS``):
+    Envoy fetches secret ``resource`` over gRPC from the static cluster ``cluster``, which
+    the operator adds to the bootstrap (``envoy_extra_static_clusters_json``)."""
+
+    cluster: str
+    resource: str
+    defined: bool = True  # False: the gateway's envoy_extra_static_clusters_json has no such cluster
+
+
+@dataclass(frozen=True, slots=True)
+class IngressTLS:
+    """TLS towards an ingress listener's clients: the certificate from ``sds``, else the
+    gateway's Connect leaf (its DNS SANs name the listener's hosts); the entry's versions
+    and cipher suites ("" and (): unset)."""
+
+    min_version: str = ""
+    max_version: str = ""
+    cipher_suites: tuple[str, ...] = ()
+    sds: SdsCertificate | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class IngressServiceSnapshot:
     """One service an ingress listener exposes (rule 6)."""
 
@@ -106,17 +132,7 @@ class IngressServiceSnapshot:
     hosts: tuple[str, ...]  # the Host values it answers on an http listener
     request_headers: HTTPHeaderModifiers | None = None
     response_headers: HTTPHeaderModifiers | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class IngressTLS:
-    """TLS towards an ingress listener's clients, with the gateway's Connect leaf (its DNS
-    SANs name the listener's hosts); the entry's versions and cipher suites ("" and ():
-    unset)."""
-
-    min_version: str = ""
-    max_version: str = ""
-    cipher_suites: tuple[str, ...] = ()
+    tls: IngressTLS | None = None  # its own SDS certificate, served to clients asking for its hosts by SNI
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +141,7 @@ class IngressListenerSnapshot:
     port: int
     protocol: str  # tcp | http | http2 | grpc
     services: tuple[IngressServiceSnapshot, ...] = ()
-    tls: IngressTLS | None = None  # TLS enabled (gateway-wide or on the listener); None: plaintext
-    sds_asked: bool = False  # the entry asks for an SDS certificate, which is not served yet (problems.py)
+    tls: IngressTLS | None = None  # TLS enabled or an SDS certificate (gateway-wide or on the listener); None: plaintext
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +184,6 @@ class LinkedServiceSnapshot:
     default_subset: str = ""  # the plain SNI goes to this subset's cluster
     load_balancer: LoadBalancer | None = None  # its resolver's
     request_timeout: float = 0.0  # seconds, its resolver's; 0: the data plane's default
-    unapplied: tuple[str, ...] = ()  # resolver settings the gateway does not apply ("Redirect", "Failover")
 
     @property
     def cluster(self) -> str:

@@ -240,7 +240,8 @@ def _cluster_secrets(cluster: cluster_pb2.Cluster) -> Iterator[str]:
 
 
 def _context_secrets(common: tls_pb2.CommonTlsContext) -> Iterator[str]:
-    yield from (s.name for s in common.tls_certificate_sds_secret_configs)
+    """The secrets a context asks over ADS (an operator's SDS server serves the others)."""
+    yield from (s.name for s in common.tls_certificate_sds_secret_configs if s.sds_config.HasField("ads"))
     if common.HasField("validation_context_sds_secret_config"):
         yield common.validation_context_sds_secret_config.name
     if common.combined_validation_context.HasField("validation_context_sds_secret_config"):

@@ -17,7 +17,7 @@ from trellis.connect import spiffe
 from trellis.connect.ca import certs
 from trellis.connect.ca.errors import InvalidCertificate
 from trellis.proxycfg import build as builder
-from trellis.proxycfg.model import IngressTLS
+from trellis.proxycfg.model import IngressTLS, SdsCertificate
 from trellis.proxycfg.watcher import ProxyWatcher
 
 from test_proxycfg_build import ALLOW, entry, mesh, put, sidecar
@@ -102,7 +102,7 @@ async def test_the_ca_grants_an_ingress_gateway_its_entrys_names_only_while_tls_
 
 
 # -- the snapshot and the watcher ------------------------------------------------------------------
-async def test_the_snapshot_carries_each_listeners_tls_and_an_sds_ask() -> None:
+async def test_the_snapshot_carries_each_listeners_tls_and_sds_certificates() -> None:
     async with mesh() as (view, writer, _):
         await put(writer, view, GATEWAY, sidecar("web", 21001), sidecar("api", 21002), sidecar("db", 21003))
         for name in ("web", "api"):
@@ -110,8 +110,31 @@ async def test_the_snapshot_carries_each_listeners_tls_and_an_sds_ask() -> None:
         await entry(writer, ingress(http={"Enabled": True, "TLSMinVersion": "TLSv1_2", "TLSMaxVersion": "TLSv1_3"},
                                     tcp={"SDS": {"ClusterName": "sds", "CertResource": "db-cert"}}))
         http, tcp = builder.build_ingress(view, GATEWAY, datacenter="dc1", leaf=None, default=ALLOW).value.ingress
-        assert (http.tls, http.sds_asked) == (IngressTLS("TLSv1_2", "TLSv1_3"), False)
-        assert (tcp.tls, tcp.sds_asked) == (None, True)
+        assert http.tls == IngressTLS("TLSv1_2", "TLSv1_3")
+        # SDS alone turns TLS on; no envoy_extra_static_clusters_json defines "sds" (problems.py says so)
+        assert tcp.tls == IngressTLS(sds=SdsCertificate("sds", "db-cert", defined=False))
+        assert [s.tls for s in http.services] == [None, None]
+
+
+async def test_a_services_own_certificate_takes_its_cluster_from_the_listener_or_the_gateway() -> None:
+    async with mesh() as (view, writer, _):
+        await put(writer, view, GATEWAY, sidecar("web", 21001), sidecar("api", 21002), sidecar("db", 21003))
+        for name in ("web", "api"):
+            await entry(writer, {"Kind": "service-defaults", "Name": name, "Protocol": "http"})
+        body = ingress({"SDS": {"ClusterName": "gw-sds"}},
+                       http={"SDS": {"CertResource": "wildcard"}, "TLSMinVersion": "TLSv1_3"},
+                       tcp={"SDS": {"CertResource": "db-cert"}})
+        body["Listeners"][0]["Services"][1]["TLS"] = {"SDS": {"CertResource": "api-cert"}}
+        body["Listeners"][0]["Services"][0]["TLS"] = {"SDS": {"ClusterName": "own", "CertResource": "web-cert"}}
+        body["Listeners"][0]["Services"][0]["Hosts"] = ["web.example.com"]
+        await entry(writer, body)
+        await entry(writer, {"Kind": "proxy-defaults", "Name": "global", "Config": {  # the gateway's bootstrap has both
+            "envoy_extra_static_clusters_json": '{"name": "gw-sds"}, {"name": "own"}'}})
+        http, tcp = builder.build_ingress(view, GATEWAY, datacenter="dc1", leaf=None, default=ALLOW).value.ingress
+        assert http.tls == IngressTLS("TLSv1_3", sds=SdsCertificate("gw-sds", "wildcard"))
+        assert [s.tls for s in http.services] == [IngressTLS("TLSv1_3", sds=SdsCertificate("own", "web-cert")),
+                                                  IngressTLS("TLSv1_3", sds=SdsCertificate("gw-sds", "api-cert"))]
+        assert tcp.tls == IngressTLS(sds=SdsCertificate("gw-sds", "db-cert"))  # field by field, as Consul merges
 
 
 async def test_the_watcher_gives_the_gateway_a_leaf_with_its_entrys_names_and_follows_them() -> None:
@@ -142,3 +165,30 @@ async def test_the_watcher_gives_the_gateway_a_leaf_with_its_entrys_names_and_fo
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.mark.parametrize(("registration", "defaults", "defined"), [
+    (None, None, False),
+    ('{"name": "sds"}', None, True),
+    (None, '{"name": "other"}, {"name": "sds"}', True),
+    ('{"name": "other"}', '{"name": "sds"}', False),  # the registration's key wins, as connect envoy merges
+    ("not json", None, True),  # cannot tell: connect envoy refuses the key and says why
+])
+async def test_a_certificate_knows_whether_the_gateways_bootstrap_defines_its_cluster(registration, defaults,
+                                                                                     defined) -> None:
+    from dataclasses import replace
+
+    from trellis.catalog.model import Proxy
+
+    async with mesh() as (view, writer, _):
+        config = {"envoy_extra_static_clusters_json": registration} if registration is not None else {}
+        gateway = replace(GATEWAY, proxy=Proxy(config=config))
+        await put(writer, view, gateway, sidecar("web", 21001), sidecar("api", 21002), sidecar("db", 21003))
+        for name in ("web", "api"):
+            await entry(writer, {"Kind": "service-defaults", "Name": name, "Protocol": "http"})
+        if defaults is not None:
+            await entry(writer, {"Kind": "proxy-defaults", "Name": "global",
+                                 "Config": {"envoy_extra_static_clusters_json": defaults}})
+        await entry(writer, ingress(tcp={"SDS": {"ClusterName": "sds", "CertResource": "db-cert"}}))
+        _, tcp = builder.build_ingress(view, gateway, datacenter="dc1", leaf=None, default=ALLOW).value.ingress
+        assert tcp.tls.sds.defined is defined

@@ -326,7 +326,7 @@ async def test_a_linked_service_takes_its_resolver_written_later_with_subsets_of
         (ls,) = after.value.terminating.services
         assert (ls.connect_timeout_ms, ls.request_timeout, ls.default_subset, ls.cluster) == (
             2000, 7.0, "v1", f"v1.{ls.sni}")
-        assert ls.load_balancer.policy == "least_request" and ls.unapplied == ()
+        assert ls.load_balancer.policy == "least_request"
         assert [(s.name, s.sni, [e.service_id for e in s.endpoints]) for s in ls.subsets] == [
             ("v1", f"v1.{ls.sni}", ["api-v1"]), ("v2", f"v2.{ls.sni}", ["api-v2"])]
         assert [e.service_id for e in ls.endpoints] == ["api-v1", "api-v2"]  # the plain cluster keeps them all
@@ -334,9 +334,6 @@ async def test_a_linked_service_takes_its_resolver_written_later_with_subsets_of
                                       service_id="api-v2"))
         (ls,) = builder.build_terminating(view, egress, datacenter="dc1", leaf=None, default=ALLOW).value.terminating.services
         assert [s.endpoints for s in ls.subsets if s.name == "v2"] == [()]  # OnlyPassing
-        await entry(writer, {**RESOLVER, "Failover": {"*": {"Service": "other-api"}}})
-        (ls,) = builder.build_terminating(view, egress, datacenter="dc1", leaf=None, default=ALLOW).value.terminating.services
-        assert ls.unapplied == ("Failover",)
         again = builder.from_json(builder.to_json(
             builder.build_terminating(view, egress, datacenter="dc1", leaf=None, default=ALLOW).value))
         assert again.terminating.services[0] == ls

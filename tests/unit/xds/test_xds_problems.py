@@ -221,13 +221,26 @@ def test_the_protocols_named_are_the_translations() -> None:
     assert set(PROTOCOLS) == {"tcp"} | knobs.HTTP_LIKE
 
 
-def test_ingress_tls_is_served_and_only_an_sds_certificate_is_reported() -> None:
-    snap = scenarios()["ingress_gateway_tls"]
+def test_ingress_certificates_are_served_and_only_an_unreachable_one_is_reported() -> None:
+    """Leaf and SDS certificates alike are served; a service's own certificate that no
+    SNI name can select (its only host is ``*``) is reported."""
+    assert problems(scenarios()["ingress_gateway_tls"]) == ()
+    snap = scenarios()["ingress_gateway_sds"]
     assert problems(snap) == ()
-    tls_li = dataclasses.replace(snap.ingress[0], sds_asked=True)
-    plain_li = dataclasses.replace(snap.ingress[1], sds_asked=True, tls=None)
-    assert problems(dataclasses.replace(snap, ingress=(tls_li, plain_li))) == (
-        f"ingress listener {tls_li.port}: the ingress-gateway entry asks for an SDS certificate, which trellis "
-        "does not serve yet; the listener serves the gateway's Connect certificate",
-        f"ingress listener {plain_li.port}: the ingress-gateway entry asks for an SDS certificate, which trellis "
-        "does not serve yet; the listener serves plaintext")
+    li = snap.ingress[0]
+    star = dataclasses.replace(li.services[1], hosts=("*",))
+    assert problems(dataclasses.replace(snap, ingress=(dataclasses.replace(li, services=(li.services[0], star)),
+                                                       snap.ingress[1]))) == (
+        "ingress listener 8443: service api has its own SDS certificate but no host to choose it by "
+        "(Hosts ['*']); it is served with the listener's",)
+
+
+def test_an_sds_cluster_the_gateways_bootstrap_lacks_is_named_once_per_listener() -> None:
+    snap = scenarios()["ingress_gateway_sds"]
+    li = snap.ingress[0]
+    missing = dataclasses.replace(li.tls.sds, defined=False)
+    li = dataclasses.replace(li, tls=dataclasses.replace(li.tls, sds=missing))
+    assert problems(dataclasses.replace(snap, ingress=(li, snap.ingress[1]))) == (
+        "ingress listener 8443: its SDS certificate 'wildcard-cert' comes from cluster 'sds-server', which the "
+        "gateway's envoy_extra_static_clusters_json (Proxy.Config, else proxy-defaults) does not define; Envoy "
+        "keeps the listener from serving until it can fetch it",)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
@@ -31,8 +32,11 @@ def gateway(protocol: str, all_intentions=L7_ALLOW_GET_OK, **kw):
 
 
 def chain_of(resources: dict):
+    """The one linked service's chain (the listener's last is the closing fallback)."""
     (listener,) = resources[types.LISTENER].values()
-    (chain,) = listener.filter_chains
+    chain, fallback = listener.filter_chains
+    assert fallback.name == "fallback" and not fallback.HasField("filter_chain_match")
+    assert [f.name for f in fallback.filters] == ["envoy.filters.network.direct_response"]
     return chain
 
 
@@ -128,7 +132,7 @@ def test_each_subset_gets_a_chain_on_its_sni_with_the_services_identity_and_the_
     resources = build_resources(resolver_gateway("tcp"))
     (listener,) = resources[types.LISTENER].values()
     sni = listener.filter_chains[0].filter_chain_match.server_names[0]
-    routed = {c.filter_chain_match.server_names[0]: c for c in listener.filter_chains}
+    routed = {c.filter_chain_match.server_names[0]: c for c in listener.filter_chains[:-1]}
     assert list(routed) == [sni, f"v1.{sni}", f"v2.{sni}"]
     for name, chain in routed.items():
         rbac_filter, proxy = chain.filters
@@ -160,11 +164,55 @@ def test_the_resolver_sets_connect_timeout_load_balancer_request_timeout_and_has
     assert consistency_problems(resources) == []
 
 
-def test_redirect_and_failover_and_an_empty_subset_are_reported_not_dropped():
-    ls = linked_subsets("ext", "tcp", unapplied=("Redirect", "Failover"))
+def test_an_empty_subset_is_reported_not_dropped():
+    ls = linked_subsets("ext", "tcp")
     ls = dataclasses.replace(ls, subsets=(dataclasses.replace(ls.subsets[0], endpoints=()), ls.subsets[1]))
     found = problems.problems(terminating_gateway((ls,)))
     assert ("linked service ext: no usable external instance passes the filter of its subset v1; connections to "
             "that subset fail") in found
-    assert ("linked service ext: its service-resolver's Redirect and Failover are not applied at the terminating "
-            "gateway, which sends to the service's own external instances") in found
+
+
+def test_with_nothing_served_the_listener_is_there_and_only_closes_connections():
+    """The gateway's TCP check passes before any linked service is served, as Consul's does."""
+    snap = terminating_gateway(())
+    (listener,) = build_resources(snap)[types.LISTENER].values()
+    assert [c.name for c in listener.filter_chains] == ["fallback"]
+    assert problems.problems(snap) == (
+        "no linked service is served yet (none linked, or no leaf or roots yet); the gateway accepts connections and "
+        "closes them",)
+
+
+HOSTS = (Endpoint("b.example.com", 443, "external", "ext-2", "passing"),
+         Endpoint("a.example.com", 443, "external", "ext-1", "passing"))
+
+
+@pytest.mark.parametrize(("given", "kind", "hosts", "problem"), [
+    (None, "STRICT_DNS", 2, None),
+    ("STRICT_DNS", "STRICT_DNS", 2, None),
+    ("logical_dns", "LOGICAL_DNS", 1,
+     "linked service ext: LOGICAL_DNS takes one instance, and 2 are usable; only a.example.com:443 gets traffic"),
+    ("EDS", "STRICT_DNS", 2,
+     'Proxy.Config envoy_dns_discovery_type "EDS" is not one of STRICT_DNS or LOGICAL_DNS; host names resolve '
+     "with STRICT_DNS"),
+    (7, "STRICT_DNS", 2,
+     "Proxy.Config envoy_dns_discovery_type 7 is not one of STRICT_DNS or LOGICAL_DNS; host names resolve with "
+     "STRICT_DNS"),
+])
+def test_envoy_dns_discovery_type_picks_how_host_names_resolve(given, kind, hosts, problem):
+    snap = terminating_gateway((linked("ext", HOSTS),))
+    if given is not None:
+        snap = dataclasses.replace(snap, config={"Envoy_DNS_Discovery_Type": given})
+    (cluster,) = build_resources(snap)[types.CLUSTER].values()
+    assert cluster_pb2.Cluster.DiscoveryType.Name(cluster.type) == kind
+    assert len(cluster.load_assignment.endpoints[0].lb_endpoints) == hosts
+    assert cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address == \
+        "a.example.com"
+    assert problems.problems(snap) == ((problem,) if problem else ())
+
+
+def test_logical_dns_leaves_ip_instances_static():
+    snap = dataclasses.replace(terminating_gateway((linked("ext", ENDPOINTS),)),
+                               config={"envoy_dns_discovery_type": "LOGICAL_DNS"})
+    (cluster,) = build_resources(snap)[types.CLUSTER].values()
+    assert cluster.type == cluster_pb2.Cluster.STATIC
+    assert problems.problems(snap) == ()

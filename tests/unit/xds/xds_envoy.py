@@ -45,16 +45,39 @@ def _base(resources: dict) -> dict[str, Any]:
     }
 
 
-def served_bootstrap(resources: dict) -> dict[str, Any]:
-    boot = _base(resources)
-    boot["static_resources"]["clusters"].append({
-        "name": _XDS_CLUSTER, "type": "STATIC", "connect_timeout": "1s",
+def _grpc_cluster(name: str) -> dict[str, Any]:
+    """A static HTTP/2 cluster ``name`` to a port nobody listens on."""
+    return {
+        "name": name, "type": "STATIC", "connect_timeout": "1s",
         "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
             "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
             "explicit_http_config": {"http2_protocol_options": {}}}},
-        "load_assignment": {"cluster_name": _XDS_CLUSTER, "endpoints": [{"lb_endpoints": [
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
             {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 1}}}}]}]},
-    })
+    }
+
+
+def operator_sds(data: Any) -> set[tuple[str, str]]:
+    """The (cluster, secret) pairs of every SDS reference to an operator's SDS server
+    (an ingress entry's ``TLS.SDS``), which the operator's bootstrap would define."""
+    found: set[tuple[str, str]] = set()
+    if isinstance(data, dict):
+        source = data.get("sds_config", {}).get("api_config_source") if isinstance(data.get("sds_config"), dict) else None
+        if source:
+            found.add((source["grpc_services"][0]["envoy_grpc"]["cluster_name"], data["name"]))
+        for value in data.values():
+            found |= operator_sds(value)
+    elif isinstance(data, list):
+        for value in data:
+            found |= operator_sds(value)
+    return found
+
+
+def served_bootstrap(resources: dict) -> dict[str, Any]:
+    boot = _base(resources)
+    boot["static_resources"]["clusters"].append(_grpc_cluster(_XDS_CLUSTER))
+    boot["static_resources"]["clusters"] += [_grpc_cluster(c) for c in sorted(
+        {c for c, _ in operator_sds(boot["static_resources"]["listeners"])})]
     boot["dynamic_resources"] = {"ads_config": {
         "api_type": "DELTA_GRPC", "transport_api_version": "V3",
         "grpc_services": [{"envoy_grpc": {"cluster_name": _XDS_CLUSTER}}]}}
@@ -63,6 +86,11 @@ def served_bootstrap(resources: dict) -> dict[str, Any]:
 
 def resolved_bootstrap(resources: dict) -> dict[str, Any]:
     boot = _base(resources)
+    fixtures = Path(__file__).resolve().parents[2] / "golden" / "xds" / "fixtures"
+    boot["static_resources"]["secrets"] += [
+        {"name": name, "tls_certificate": {"certificate_chain": {"filename": str(fixtures / "web.pem")},
+                                           "private_key": {"filename": str(fixtures / "web-key.pem")}}}
+        for name in sorted({n for _, n in operator_sds(boot["static_resources"]["listeners"])})]
     _drop_sds_sources(boot["static_resources"])
     _inline_routes(boot["static_resources"], {name: to_data(m) for name, m in resources[types.ROUTE].items()})
     assignments = {name: to_data(m) for name, m in resources[types.ENDPOINT].items()}

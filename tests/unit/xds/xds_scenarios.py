@@ -34,6 +34,7 @@ from trellis.proxycfg.model import (
     Endpoint,
     IngressListenerSnapshot,
     IngressTLS,
+    SdsCertificate,
     IngressServiceSnapshot,
     LeafSnapshot,
     PublicListener,
@@ -245,6 +246,17 @@ def ingress_gateway(listeners: list[tuple[int, str, list[tuple[UpstreamSnapshot,
         upstreams=tuple(s.upstream for li in built for s in li.services))
 
 
+def _with_service_tls(snap: ConnectProxySnapshot, port: int, name: str, sds: SdsCertificate) -> ConnectProxySnapshot:
+    """``snap`` with service ``name`` of listener ``port`` serving its own SDS certificate
+    (with the listener's TLS versions)."""
+    listeners = tuple(dataclasses.replace(li, services=tuple(
+        dataclasses.replace(s, tls=dataclasses.replace(li.tls or IngressTLS(), sds=sds))
+        if li.port == port and s.upstream.destination_name == name else s for s in li.services))
+        for li in snap.ingress)
+    return dataclasses.replace(snap, ingress=listeners, upstreams=tuple(s.upstream for li in listeners
+                                                                        for s in li.services))
+
+
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # a CA file that exists wherever Envoy validates
 
 
@@ -322,6 +334,16 @@ def scenarios() -> dict[str, ConnectProxySnapshot]:
         ], tls={8443: IngressTLS("TLSv1_2", "TLSv1_2", ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
                                                          "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384")),
                 9443: IngressTLS()}),
+        "ingress_gateway_sds": _with_service_tls(ingress_gateway([
+            (8443, "http", [
+                (upstream("web", 0, protocol="http", endpoints=(_ep("10.0.4.1", "web-1-sidecar-proxy"),)),
+                 ("web.ingress.*", "web.ingress.*:8443"), None),
+                (upstream("api", 0, protocol="http", endpoints=(_ep("10.0.2.1", "api-1-sidecar-proxy"),)),
+                 ("api.example.com", "API.example.com:8443", "*.api.example.com"), None)]),
+            (9443, "tcp", [(upstream("db", 0, endpoints=(_ep("10.0.3.1", "db-1-sidecar-proxy"),)), (), None)]),
+        ], tls={8443: IngressTLS("TLSv1_2", sds=SdsCertificate("sds-server", "wildcard-cert")),
+                9443: IngressTLS(sds=SdsCertificate("sds-server", "db-cert"))}),
+            8443, "api", SdsCertificate("sds-server", "api-cert")),
         "terminating_gateway_tls_and_plain": terminating_gateway((
             linked("external-api", (Endpoint("api.external.com", 443, "external", "external-api", "passing"),),
                    all_intentions=intentions({"Name": "external-api", "Sources": [{"Name": "web", "Action": "allow"}]}),
@@ -379,4 +401,8 @@ def variants() -> dict[str, ConnectProxySnapshot]:
             linked("external-api", (Endpoint("10.0.5.2", 443, "external", "external-api", "passing"),),
                    ca_file=str(FIXTURES / "root-1.pem"), cert_file=str(FIXTURES / "web.pem"),
                    key_file=str(FIXTURES / "web-key.pem"), tls_sni="api.external.com"),)),
+        "terminating_gateway_logical_dns": dataclasses.replace(terminating_gateway((
+            linked("external-api", (Endpoint("api.external.com", 443, "external", "external-api-1", "passing"),
+                                    Endpoint("api2.external.com", 443, "external", "external-api-2", "passing")),
+                   tls_sni="api.external.com"),)), config={"envoy_dns_discovery_type": "LOGICAL_DNS"}),
     }

@@ -114,12 +114,18 @@ class TerminatingGateway:
 def listener_tls(entry: IngressGateway, listener: IngressListener) -> GatewayTLSConfig:
     """The TLS an ingress listener serves: the gateway's, with what the listener's ``TLS``
     sets on top (Consul's ``resolveListenerTLSConfig``: a listener can turn TLS on, not off;
-    its SDS, versions and cipher suites replace the gateway's when given)."""
+    its versions and cipher suites, and each of its SDS fields, replace the gateway's when
+    given)."""
     gw, own = entry.tls, listener.tls
     if own is None:
         return gw
+    sds = gw.sds
+    if own.sds is not None:
+        base = gw.sds or GatewayTLSSDSConfig()
+        sds = GatewayTLSSDSConfig(cluster_name=own.sds.cluster_name or base.cluster_name,
+                                  cert_resource=own.sds.cert_resource or base.cert_resource)
     return GatewayTLSConfig(
-        enabled=gw.enabled or own.enabled, sds=own.sds or gw.sds,
+        enabled=gw.enabled or own.enabled, sds=sds,
         tls_min_version=own.tls_min_version or gw.tls_min_version,
         tls_max_version=own.tls_max_version or gw.tls_max_version,
         cipher_suites=own.cipher_suites or gw.cipher_suites)

@@ -21,7 +21,8 @@ Rules (reference/envoy-xds.md §2.4, §2.6, §8):
 5. An upstream with a discovery chain gets its chain's clusters instead (chains.py).
 6. A terminating gateway has one cluster per served linked service (knobs.py rule 8),
    named by the service's mesh SNI: its external instances inline (STATIC when every
-   usable one is an IP literal, else STRICT_DNS, which resolves host names), sorted;
+   usable one is an IP literal, else STRICT_DNS, which resolves host names, or with
+   ``envoy_dns_discovery_type`` LOGICAL_DNS and the first instance only: knobs.py rule 9), sorted;
    ``connect_timeout`` the gateway's ``connect_timeout_ms``, default 5000 ms; outlier
    detection Envoy's defaults; TLS to the external service as tls.py rule 5 says; HTTP/2
    to the external instances for an http2 or grpc service (the gateway proxies it at L7,
@@ -71,10 +72,12 @@ def build_clusters(snapshot: ConnectProxySnapshot, *, upstreams: tuple[UpstreamS
                 clusters.setdefault(c.name, c)
         else:
             clusters.setdefault(up.sni, build_upstream_cluster(snapshot, up))
+    logical = knobs.dns_discovery_type(snapshot.config) == "LOGICAL_DNS"
     for ls in knobs.served_linked(snapshot):  # rule 6
-        clusters.setdefault(ls.sni, build_external_cluster(ls))
+        clusters.setdefault(ls.sni, build_external_cluster(ls, logical_dns=logical))
         for sub in ls.subsets:
-            clusters.setdefault(sub.sni, build_external_cluster(ls, name=sub.sni, endpoints=sub.endpoints))
+            clusters.setdefault(sub.sni, build_external_cluster(ls, name=sub.sni, endpoints=sub.endpoints,
+                                                                logical_dns=logical))
     if local_app:
         clusters[types.LOCAL_APP] = build_local_app(snapshot)
     return [clusters[name] for name in sorted(clusters)]
@@ -132,16 +135,20 @@ def eds_cluster(snapshot: ConnectProxySnapshot, up: UpstreamSnapshot, *, name: s
     return cluster
 
 
-def build_external_cluster(ls: LinkedServiceSnapshot, *, name: str = "",
-                           endpoints: tuple[Endpoint, ...] | None = None) -> cluster_pb2.Cluster:
+def build_external_cluster(ls: LinkedServiceSnapshot, *, name: str = "", endpoints: tuple[Endpoint, ...] | None = None,
+                           logical_dns: bool = False) -> cluster_pb2.Cluster:
     """Rule 6: a terminating gateway's cluster to a linked service's external instances
-    (``name`` and ``endpoints``: one of its subsets')."""
+    (``name`` and ``endpoints``: one of its subsets'); host names resolved ``logical_dns``
+    (the first instance only, which is all Envoy allows) instead of STRICT_DNS."""
     from trellis.xds.translate.chains import set_load_balancer  # chains.py builds on this module
     from trellis.xds.translate.endpoints import lb_endpoint  # endpoints.py builds on rbac.py, as this does
 
     name = name or ls.sni
     chosen = sorted(usable_endpoints(ls.endpoints if endpoints is None else endpoints),
                     key=lambda e: (e.address, e.port, e.service_id))
+    by_ip = all(knobs.is_ip(e.address) for e in chosen)
+    if logical_dns and not by_ip:
+        chosen = chosen[:1]
     assignment = endpoint_pb2.ClusterLoadAssignment(cluster_name=name)
     if chosen:
         assignment.endpoints.append(endpoint_components_pb2.LocalityLbEndpoints(
@@ -149,7 +156,7 @@ def build_external_cluster(ls: LinkedServiceSnapshot, *, name: str = "",
     cluster = _Cluster(
         name=name,
         alt_stat_name=name,
-        type=_Cluster.STATIC if all(knobs.is_ip(e.address) for e in chosen) else _Cluster.STRICT_DNS,
+        type=_Cluster.STATIC if by_ip else _Cluster.LOGICAL_DNS if logical_dns else _Cluster.STRICT_DNS,
         connect_timeout=core.duration(knobs.connect_timeout_ms(ls.connect_timeout_ms)),
         common_lb_config=_Cluster.CommonLbConfig(healthy_panic_threshold=percent_pb2.Percent(value=0)),
         outlier_detection=outlier_detection_pb2.OutlierDetection(),

@@ -29,10 +29,14 @@ Rules (reference/envoy-xds.md §2.4-2.6, §2.12; DESIGN):
    IP literal (Envoy would reject the listener).
 8. A terminating gateway's linked service is served (a filter chain and a cluster) once
    it has a leaf and the snapshot has roots (``served_linked``); its listeners are the
-   binds whose address is an IP literal, when some linked service is served. A served
+   binds whose address is an IP literal, served linked service or not. A served
    linked service answers on its SNI and on each of its resolver's subsets' SNIs
    (``linked_snis``), each sent to its own cluster; its plain SNI goes to the default
    subset's cluster when the resolver names one.
+9. ``envoy_dns_discovery_type`` (the gateway's Proxy.Config, Consul's key) picks how a
+   linked service's cluster with host-name instances resolves them: ``STRICT_DNS``
+   (every address of every instance, the default) or ``LOGICAL_DNS`` (one instance, the
+   first address per connection), in any case; another value is left out.
 """
 
 from __future__ import annotations
@@ -251,6 +255,17 @@ def upstream_limits(up: UpstreamSnapshot) -> Limits:
 def outlier_detection(up: UpstreamSnapshot) -> OutlierDetection:
     """Rule 5 for ``passive_health_check``."""
     return OutlierDetection(**read_block(up.config, OUTLIER_BLOCK, OUTLIER))
+
+
+DNS_DISCOVERY_TYPE = "envoy_dns_discovery_type"
+DNS_DISCOVERY_TYPES = ("STRICT_DNS", "LOGICAL_DNS")
+
+
+def dns_discovery_type(config: Mapping[str, Any] | None) -> str | None:
+    """Rule 9: ``STRICT_DNS`` or ``LOGICAL_DNS``; None when absent or malformed (the default applies)."""
+    given = lookup(config, DNS_DISCOVERY_TYPE)
+    chosen = given.strip().upper() if isinstance(given, str) else None
+    return chosen if chosen in DNS_DISCOVERY_TYPES else None
 
 
 def served_linked(snapshot: ConnectProxySnapshot) -> tuple[LinkedServiceSnapshot, ...]:

@@ -37,7 +37,11 @@ Rules (reference/envoy-xds.md §0, §2.2, §2.3, §2.5, §8):
    http-like has an HTTP manager taking RDS route ``<port>`` (routes.py), whose virtual
    hosts pick the service by Host. Neither has a public listener or RBAC: the services'
    sidecars decide with the gateway as the source. A listener with TLS enabled terminates
-   it with the gateway's leaf (tls.py rule 6): one filter chain, no SNI match.
+   it with the gateway's leaf (tls.py rule 6), or the listener's SDS certificate (tls.py
+   rule 7). A service with its own SDS certificate gets a filter chain of its own,
+   matched on its hosts by SNI (a TLS inspector reads it), taking its own route
+   ``<port>_<upstream id>``; the default chain, without SNI match, serves the others
+   (none when every service has its own), as Consul builds them.
 7. A terminating gateway has one listener per bind (knobs.py rule 8),
    ``<bind name>:<address>:<port>``, INBOUND, with a TLS inspector and one filter chain
    per served linked service, matched on its mesh SNI (sorted by it), then one per subset
@@ -50,8 +54,11 @@ Rules (reference/envoy-xds.md §0, §2.2, §2.3, §2.5, §8):
    HTTP manager built as the public one of rule 1-2 is (deny-all RBAC filter, path
    normalisation, XFCC append-forward but for grpc) taking RDS route ``<service SNI>``
    (routes.py), whose per-route RBAC carries that service's intentions: an intention
-   change only changes the route, never the chain, so nothing is drained. A connection
-   with another SNI, or none, matches no chain and is closed.
+   change only changes the route, never the chain, so nothing is drained. A last chain,
+   ``fallback``, without match, takes a connection with another SNI, or none, and closes
+   it unanswered (Consul's has an ``sni_cluster`` chain there to the same end); the
+   listener is there even before any linked service is served, so the gateway's TCP
+   check passes from the start, as Consul's does.
 """
 
 from __future__ import annotations
@@ -65,8 +72,10 @@ from envoy.extensions.filters.http.grpc_http1_bridge.v3 import config_pb2 as grp
 from envoy.extensions.filters.http.grpc_stats.v3 import config_pb2 as grpc_stats_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
+from envoy.extensions.filters.network.direct_response.v3 import config_pb2 as direct_response_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import message, wrappers_pb2
 
@@ -75,6 +84,8 @@ from trellis.proxycfg.model import (
     ConnectProxySnapshot,
     GatewayBind,
     IngressListenerSnapshot,
+    IngressServiceSnapshot,
+    IngressTLS,
     LinkedServiceSnapshot,
     UpstreamSnapshot,
 )
@@ -88,11 +99,13 @@ HTTP_CONNECTION_MANAGER = "envoy.filters.network.http_connection_manager"
 ROUTER = "envoy.filters.http.router"
 GRPC_STATS = "envoy.filters.http.grpc_stats"
 GRPC_HTTP1_BRIDGE = "envoy.filters.http.grpc_http1_bridge"
+DIRECT_RESPONSE = "envoy.filters.network.direct_response"
 
 HEALTH_PATH = "/health"
 HEALTH_STAT_PREFIX = "public_listener_health"
 MTLS_CHAIN = "mtls"
 PLAINTEXT_CHAIN = "plaintext_health"
+FALLBACK_CHAIN = "fallback"
 _REFUSED_BODY = f"this is a mutual TLS port; only GET {HEALTH_PATH} is answered in plaintext\n"
 
 _HCM = hcm_pb2.HttpConnectionManager
@@ -105,7 +118,7 @@ def build_listeners(snapshot: ConnectProxySnapshot, *, upstreams: tuple[Upstream
     if snapshot.terminating is not None:
         linked = knobs.served_linked(snapshot)
         return sorted((build_terminating_listener(snapshot, b, linked) for b in snapshot.terminating.binds
-                       if linked and knobs.is_ip(b.address)), key=lambda listener: listener.name)
+                       if knobs.is_ip(b.address)), key=lambda listener: listener.name)
     if snapshot.ingress or snapshot.kind == INGRESS_GATEWAY:
         served = {id(up) for up in upstreams}
         leaf = leaf_name(snapshot) if snapshot.leaf is not None else None
@@ -256,37 +269,76 @@ def ingress_listener_name(li: IngressListenerSnapshot) -> str:
     return f"{li.protocol}:{li.address}:{li.port}"
 
 
-def ingress_route_name(li: IngressListenerSnapshot) -> str:
-    """The RDS route of an http-like ingress listener: its port, as Consul names it."""
+def ingress_route_name(li: IngressListenerSnapshot, svc: IngressServiceSnapshot | None = None) -> str:
+    """The RDS route of an http-like ingress listener: its port, as Consul names it; a
+    service with its own certificate has its own, ``<port>_<upstream id>``."""
+    if svc is not None and svc.tls is not None and server_names(svc.hosts):
+        return f"{li.port}_{upstream_id(svc.upstream)}"
     return str(li.port)
+
+
+def server_names(hosts: tuple[str, ...]) -> list[str]:
+    """The SNI names a service's hosts stand for: without a port, without ``*`` alone
+    (which names no host a certificate can be chosen by), lower-case, once each."""
+    names = (h.rsplit(":", 1)[0] if h.count(":") == 1 else h for h in hosts)
+    return sorted({n.lower() for n in names if n and n != "*"})
 
 
 def build_ingress_listener(li: IngressListenerSnapshot, served: set[int],
                            leaf_secret: str | None) -> listener_pb2.Listener | None:
     """Rule 6; ``served``: ids of the upstreams that are served. A tcp listener whose one
-    service is refused gets no listener. With TLS, the chain presents ``leaf_secret``
-    (None: no leaf yet, so no listener, which would wait on a secret that is not sent)."""
-    if li.tls is not None and leaf_secret is None:
-        return None
+    service is refused gets no listener. With the leaf's TLS, the default chain presents
+    ``leaf_secret`` (None: no leaf yet, so no listener, which would wait on a secret that
+    is not sent)."""
     stat_prefix = f"ingress_upstream_{li.port}"
-    if knobs.is_http(li.protocol):
-        manager = _http_manager(stat_prefix, li.protocol, None, [_router()])
-        manager.rds.CopyFrom(hcm_pb2.Rds(config_source=core.ads_source(), route_config_name=ingress_route_name(li)))
-        filters = [network_filter(HTTP_CONNECTION_MANAGER, manager)]
-    else:
-        ups = [s.upstream for s in li.services if id(s.upstream) in served]
-        if not ups:
-            return None
-        up = ups[0]
-        cluster = chains.start_cluster(up) if up.chain is not None else up.sni
-        filters = [network_filter(TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster))]
-    chain = listener_components_pb2.FilterChain(filters=filters)
-    if li.tls is not None:
-        chain.transport_socket.CopyFrom(tls.transport_socket(tls.ingress_context(leaf_secret, li.protocol, li.tls)))
-    return listener_pb2.Listener(
+    own = [(s, s.tls, s.tls.sds) for s in li.services if s.tls is not None and s.tls.sds is not None
+           and id(s.upstream) in served and ingress_route_name(li, s) != ingress_route_name(li)]
+    chains_: list[listener_components_pb2.FilterChain] = []
+    for svc, given, sds in own:
+        chains_.append(_ingress_chain(li, stat_prefix, ingress_route_name(li, svc), given,
+                                      tls.operator_sds(sds.cluster, sds.resource)))
+        chains_[-1].filter_chain_match.server_names.extend(server_names(svc.hosts))
+    if len(own) < len(li.services) or not li.services:
+        certificate = None
+        if li.tls is not None and li.tls.sds is not None:
+            certificate = tls.operator_sds(li.tls.sds.cluster, li.tls.sds.resource)
+        elif li.tls is not None:
+            if leaf_secret is None:
+                return None
+            certificate = tls.sds(leaf_secret)
+        if knobs.is_http(li.protocol):
+            chains_.append(_ingress_chain(li, stat_prefix, ingress_route_name(li), li.tls, certificate))
+        else:
+            ups = [s.upstream for s in li.services if id(s.upstream) in served]
+            if not ups:
+                return None
+            cluster = chains.start_cluster(ups[0]) if ups[0].chain is not None else ups[0].sni
+            chain = listener_components_pb2.FilterChain(filters=[network_filter(
+                TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster))])
+            if li.tls is not None and certificate is not None:
+                chain.transport_socket.CopyFrom(tls.transport_socket(tls.ingress_context(certificate, li.protocol,
+                                                                                         li.tls)))
+            chains_.append(chain)
+    listener = listener_pb2.Listener(
         name=ingress_listener_name(li), address=core.socket_address(li.address, li.port),
-        traffic_direction=base_pb2.INBOUND, filter_chains=[chain],
+        traffic_direction=base_pb2.INBOUND, filter_chains=chains_,
     )
+    if own:
+        listener.listener_filters.append(listener_components_pb2.ListenerFilter(
+            name=TLS_INSPECTOR, typed_config=core.pack(tls_inspector_pb2.TlsInspector())))
+    return listener
+
+
+def _ingress_chain(li: IngressListenerSnapshot, stat_prefix: str, route: str, given: IngressTLS | None,
+                   certificate: secret_pb2.SdsSecretConfig | None) -> listener_components_pb2.FilterChain:
+    """An http-like ingress filter chain taking RDS ``route``, terminating TLS with
+    ``certificate`` when ``given``."""
+    manager = _http_manager(stat_prefix, li.protocol, None, [_router()])
+    manager.rds.CopyFrom(hcm_pb2.Rds(config_source=core.ads_source(), route_config_name=route))
+    chain = listener_components_pb2.FilterChain(filters=[network_filter(HTTP_CONNECTION_MANAGER, manager)])
+    if given is not None and certificate is not None:
+        chain.transport_socket.CopyFrom(tls.transport_socket(tls.ingress_context(certificate, li.protocol, given)))
+    return chain
 
 
 # -- terminating gateway listeners (rule 7) ----------------------------------------------------
@@ -298,9 +350,15 @@ def build_terminating_listener(snapshot: ConnectProxySnapshot, bind: GatewayBind
         traffic_direction=base_pb2.INBOUND,
         listener_filters=[listener_components_pb2.ListenerFilter(
             name=TLS_INSPECTOR, typed_config=core.pack(tls_inspector_pb2.TlsInspector()))],
-        filter_chains=[_linked_chain(snapshot, ls, sni, cluster) for ls in sorted(linked, key=lambda s: s.sni)
-                       for sni, cluster in knobs.linked_snis(ls)],
+        filter_chains=[*(_linked_chain(snapshot, ls, sni, cluster) for ls in sorted(linked, key=lambda s: s.sni)
+                         for sni, cluster in knobs.linked_snis(ls)), _closing_chain()],
     )
+
+
+def _closing_chain() -> listener_components_pb2.FilterChain:
+    """Rule 7's fallback: any other connection is accepted and closed at once, unanswered."""
+    return listener_components_pb2.FilterChain(name=FALLBACK_CHAIN, filters=[
+        network_filter(DIRECT_RESPONSE, direct_response_pb2.Config())])
 
 
 def linked_as_service(snapshot: ConnectProxySnapshot, ls: LinkedServiceSnapshot) -> ConnectProxySnapshot:

@@ -30,9 +30,15 @@ Rules:
    other settings is told that the first one's apply.
 7. A terminating gateway: a linked service without a leaf yet is not served; one with no
    usable external instance gets a cluster with no hosts; a bind address that is no IP gets no
-   listener; with no linked service served there is no listener at all. A subset of its
-   resolver with no usable external instance gets a cluster with no hosts; the resolver's
-   ``Redirect`` and ``Failover`` are not applied at the gateway.
+   listener; with no linked service served the listener only closes connections. A subset of its
+   resolver with no usable external instance gets a cluster with no hosts. An
+   ``envoy_dns_discovery_type`` that is neither type is left out; with LOGICAL_DNS, a
+   cluster of host names with several usable instances sends to the first only.
+8. An ingress service with its own SDS certificate but no host a client can name by SNI
+   (only ``*``) gets no filter chain of its own (listeners.py rule 6): it is served on
+   the listener's chain, with the listener's certificate. An SDS certificate whose
+   cluster the gateway's bootstrap keys do not define is named: Envoy would wait for it
+   without a word (measured: the listener stays warming, no NACK).
 """
 
 from __future__ import annotations
@@ -41,8 +47,10 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from trellis.proxycfg.keys import lookup
 from trellis.proxycfg.model import CONNECT_PROXY, ConnectProxySnapshot, UpstreamSnapshot, usable_endpoints
 from trellis.xds.translate import knobs
+from trellis.xds.translate.listeners import ingress_route_name
 
 PROTOCOLS = ("tcp", "http", "http2", "grpc")  # knobs.py rule 2: tcp and HTTP_LIKE
 _BLOCKS = ((knobs.LIMITS_BLOCK, knobs.LIMITS), (knobs.OUTLIER_BLOCK, knobs.OUTLIER))
@@ -74,28 +82,38 @@ def _terminating_problems(snapshot: ConnectProxySnapshot) -> Iterator[str]:
     if t is None:
         return
     served = knobs.served_linked(snapshot)
+    dns = knobs.dns_discovery_type(snapshot.config)
+    given = lookup(snapshot.config, knobs.DNS_DISCOVERY_TYPE)
+    if given is not None and dns is None:
+        yield (f"Proxy.Config {knobs.DNS_DISCOVERY_TYPE} {_shown(given)} is not one of "
+               f"{' or '.join(knobs.DNS_DISCOVERY_TYPES)}; host names resolve with STRICT_DNS")
     for ls in t.services:
         if ls.leaf is None:
             yield f"linked service {ls.name}: no leaf certificate for it yet; not served until it is issued"
         elif not usable_endpoints(ls.endpoints):
             yield (f"linked service {ls.name}: no external instance registered, or every one is critical; "
                    "connections to it fail")
+        if ls.leaf is not None and dns == "LOGICAL_DNS":
+            for label, eps in ((ls.name, ls.endpoints), *((f"{ls.name} subset {s.name}", s.endpoints)
+                                                           for s in ls.subsets)):
+                usable = usable_endpoints(eps)
+                if len(usable) > 1 and not all(knobs.is_ip(e.address) for e in usable):
+                    first = min(usable, key=lambda e: (e.address, e.port, e.service_id))  # clusters.py's order
+                    yield (f"linked service {label}: LOGICAL_DNS takes one instance, and {len(usable)} are "
+                           f"usable; only {first.address}:{first.port} gets traffic")
         if ls.leaf is not None:
             for sub in ls.subsets:
                 if not usable_endpoints(sub.endpoints):
                     yield (f"linked service {ls.name}: no usable external instance passes the filter of its "
                            f"subset {sub.name}; connections to that subset fail")
-        if ls.unapplied:
-            verb = "is" if len(ls.unapplied) == 1 else "are"
-            yield (f"linked service {ls.name}: its service-resolver's {' and '.join(ls.unapplied)} {verb} not "
-                   "applied at the terminating gateway, which sends to the service's own external instances")
     for b in t.binds:
         if not knobs.is_ip(b.address):
             yield f"gateway bind {b.name} address {b.address!r} is not an IP address; no listener for it"
     if not t.binds:
         yield "the gateway has no address and port to listen on (its Port, or envoy_gateway_bind_addresses)"
     elif not served:
-        yield "no linked service is served yet (none linked, or no leaf or roots yet); no listener"
+        yield ("no linked service is served yet (none linked, or no leaf or roots yet); the gateway accepts "
+               "connections and closes them")
 
 
 # -- the proxy as a whole --------------------------------------------------------------------
@@ -106,10 +124,16 @@ def _proxy_problems(snapshot: ConnectProxySnapshot) -> Iterator[str]:
     elif not snapshot.roots:
         yield "no trusted CA roots yet; no public listener and no upstream listeners until there are"
     for li in snapshot.ingress:
-        if li.sds_asked:
-            yield (f"ingress listener {li.port}: the ingress-gateway entry asks for an SDS certificate, which "
-                   "trellis does not serve yet; the listener serves "
-                   + ("the gateway's Connect certificate" if li.tls is not None else "plaintext"))
+        for sds in dict.fromkeys(s.tls.sds for s in (li, *li.services) if s.tls is not None and s.tls.sds):
+            if not sds.defined:
+                yield (f"ingress listener {li.port}: its SDS certificate {sds.resource!r} comes from cluster "
+                       f"{sds.cluster!r}, which the gateway's envoy_extra_static_clusters_json (Proxy.Config, else "
+                       "proxy-defaults) does not define; Envoy keeps the listener from serving until it can fetch it")
+        for svc in li.services:
+            if svc.tls is not None and ingress_route_name(li, svc) == ingress_route_name(li):
+                yield (f"ingress listener {li.port}: service {svc.upstream.destination_name} has its own SDS "
+                       f"certificate but no host to choose it by (Hosts {list(svc.hosts)}); it is served with "
+                       "the listener's")
     yield from _terminating_problems(snapshot)
     if snapshot.kind != CONNECT_PROXY:
         return  # a gateway has no public listener or local app, and other Proxy.Config keys

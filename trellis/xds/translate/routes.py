@@ -48,20 +48,23 @@ def build_routes(snapshot: ConnectProxySnapshot, *, public: bool,
     if public and knobs.is_http(snapshot.public.protocol):
         out[types.PUBLIC_LISTENER] = _public_route(snapshot)
     if snapshot.ingress:
-        out = {listeners.ingress_route_name(li): _ingress_route(li, {id(u) for u in upstreams})
-               for li in snapshot.ingress if knobs.is_http(li.protocol)}
+        served = {id(u) for u in upstreams}
+        out = {}
+        for li in snapshot.ingress:
+            if knobs.is_http(li.protocol):
+                names = {listeners.ingress_route_name(li)} | {listeners.ingress_route_name(li, s) for s in li.services}
+                out.update((name, _ingress_route(li, name, served)) for name in names)
     return [out[name] for name in sorted(out)]
 
 
-def _ingress_route(li: IngressListenerSnapshot, served: set[int]) -> route_pb2.RouteConfiguration:
-    """An http-like ingress listener's routes: one virtual host per served service,
-    matched on its hosts, with the service's routes (its chain's, or one to its cluster)
-    and header changes."""
-    name = listeners.ingress_route_name(li)
+def _ingress_route(li: IngressListenerSnapshot, name: str, served: set[int]) -> route_pb2.RouteConfiguration:
+    """An http-like ingress listener's route ``name``: one virtual host per served service
+    whose route it is (listeners.py rule 6), matched on its hosts, with the service's
+    routes (its chain's, or one to its cluster) and header changes."""
     hosts = []
     for svc in li.services:
         up = svc.upstream
-        if id(up) not in served or not svc.hosts:
+        if id(up) not in served or not svc.hosts or listeners.ingress_route_name(li, svc) != name:
             continue
         if up.chain is not None:
             routes = list(chains.build_route(up, name).virtual_hosts[0].routes)

@@ -23,14 +23,18 @@ Rules (reference/envoy-xds.md §2.2, §2.6, §2.9; DESIGN: SDS secret names):
    (whose DNS SANs are the listener's hosts) to clients outside the mesh: no client
    certificate, the entry's TLS versions (unset minimum: 1.2, rule 4; ``TLS_AUTO``:
    Envoy's default) and cipher suites (Consul's IANA names, in Envoy's), ALPN as rule 2.
+7. An ingress certificate from the operator's SDS server (``operator_sds``) is the one
+   exception to rule 1's ADS: Envoy asks for the secret by its resource name over gRPC
+   from the bootstrap's static cluster the entry names, waiting 5 s per call, as Consul
+   configures it.
 """
 
 from __future__ import annotations
 
-from envoy.config.core.v3 import base_pb2
+from envoy.config.core.v3 import base_pb2, config_source_pb2, grpc_service_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.type.matcher.v3 import string_pb2
-from google.protobuf import wrappers_pb2
+from google.protobuf import duration_pb2, wrappers_pb2
 
 from trellis.proxycfg.model import IngressTLS
 from trellis.xds import types
@@ -93,8 +97,21 @@ def downstream_context(leaf_secret: str, protocol: str) -> tls_pb2.DownstreamTls
     )
 
 
-def ingress_context(leaf_secret: str, protocol: str, given: IngressTLS) -> tls_pb2.DownstreamTlsContext:
-    """Rules 1, 2, 6: an ingress listener's TLS towards its clients."""
+def operator_sds(cluster: str, resource: str) -> secret_pb2.SdsSecretConfig:
+    """Rule 7: secret ``resource`` fetched over gRPC from the static cluster ``cluster``."""
+    source = config_source_pb2.ApiConfigSource(
+        api_type=config_source_pb2.ApiConfigSource.GRPC, transport_api_version=config_source_pb2.V3,
+        grpc_services=[grpc_service_pb2.GrpcService(
+            envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=cluster),
+            timeout=duration_pb2.Duration(seconds=5))])
+    return secret_pb2.SdsSecretConfig(name=resource, sds_config=config_source_pb2.ConfigSource(
+        api_config_source=source, resource_api_version=config_source_pb2.V3))
+
+
+def ingress_context(certificate: secret_pb2.SdsSecretConfig, protocol: str,
+                    given: IngressTLS) -> tls_pb2.DownstreamTlsContext:
+    """Rules 1, 2, 6, 7: an ingress listener's TLS towards its clients, presenting
+    ``certificate`` (the gateway's leaf over ADS, or the operator's SDS secret)."""
     params = common_pb2.TlsParameters(
         tls_minimum_protocol_version=_VERSIONS.get(given.min_version, common_pb2.TlsParameters.TLSv1_2),
         tls_maximum_protocol_version=_VERSIONS.get(given.max_version, common_pb2.TlsParameters.TLS_AUTO),
@@ -102,7 +119,7 @@ def ingress_context(leaf_secret: str, protocol: str, given: IngressTLS) -> tls_p
     )
     return tls_pb2.DownstreamTlsContext(
         common_tls_context=tls_pb2.CommonTlsContext(
-            tls_params=params, tls_certificate_sds_secret_configs=[sds(leaf_secret)],
+            tls_params=params, tls_certificate_sds_secret_configs=[certificate],
             alpn_protocols=alpn_for(protocol),
         ),
         require_client_certificate=wrappers_pb2.BoolValue(value=False),
