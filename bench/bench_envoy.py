@@ -742,7 +742,7 @@ async def _ads_floor(n: int) -> dict[str, float]:
             translations.append(translate(builder.build(view, p, datacenter="dc1", leaf=leaf, default=allow).value))
             desired = translations[-1].desired
             states.append(delta.StreamState(types={t: delta.TypeState(
-                requested=True, wildcard=t in delta.WILDCARD_TYPES, names=frozenset(desired[t]),
+                requested=True, answered=True, wildcard=t in delta.WILDCARD_TYPES, names=frozenset(desired[t]),
                 acked={name: v.version for name, v in desired[t].items()}) for t in types.ORDER}))
         new = Service(node="r0", id="dest-0-new-sidecar-proxy", name="dest-0-sidecar-proxy",
                       kind=ServiceKind.CONNECT_PROXY, port=22000,
