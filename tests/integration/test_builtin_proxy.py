@@ -316,6 +316,38 @@ def test_a_stop_from_the_agent_drains_and_exits_0(mesh):
         mesh.call("DELETE", f"/v1/agent/connect/proxies/{added['ID']}")
 
 
+def test_what_the_proxy_cannot_do_is_listed_under_its_problems(mesh):
+    """A built-in proxy reports its plan's problems with its heartbeat, as an Envoy stream
+    reports its translation's: ``connect proxy -list`` shows both alike."""
+    port = free_port()
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    busy = taken.getsockname()[1]
+    added = mesh.call("POST", "/v1/agent/connect/proxies", {
+        "Service": "db", "ListenAddress": "127.0.0.1", "ListenPort": port,
+        "ServiceAddress": "127.0.0.1", "ServicePort": mesh.apps["web-1"].port,
+        "Upstreams": [{"DestinationName": "api", "LocalBindAddress": "127.0.0.1", "LocalBindPort": busy},
+                      {"DestinationName": "api", "LocalBindAddress": "127.0.0.1", "LocalBindPort": port}]})
+    proxy = mesh.runner.start(mesh.agent.url, added["ID"])
+    try:
+        def problems() -> list[str]:
+            rows = mesh.call("GET", "/v1/agent/connect/proxies")
+            return next(r["Problems"] for r in rows if r["ProxyID"] == added["ID"])
+
+        eventually(lambda: len(problems()) == 2, "the proxy reports two problems")
+        found = problems()
+        assert any(f"on 127.0.0.1:{port} refused" in p for p in found), found  # clashes with the public port
+        assert f"upstream api: cannot listen on 127.0.0.1:{busy} yet (retrying)" in found, found
+        taken.close()
+        eventually(lambda: len(problems()) == 1, "the port is free: the upstream binds and its problem goes")
+    finally:
+        taken.close()
+        mesh.call("PUT", f"/v1/agent/connect/proxies/{added['ID']}/stop")
+        assert proxy.result.result(DEADLINE) == 0
+        mesh.call("DELETE", f"/v1/agent/connect/proxies/{added['ID']}")
+
+
 def test_the_proxies_keep_serving_while_the_agent_restarts_and_catch_up(mesh):
     agent = mesh.agent
     with Traffic(mesh.ports["upstream"]) as traffic:

@@ -3,8 +3,8 @@
     serve(agent_url, proxy_id) ─▶ ProxyServer.run
         first snapshot (GET, retried while the agent is away) ─▶ apply ─▶ listeners
         _follow:    GET proxy-snapshot?index=N&wait=60s ─▶ new version? apply (latest wins)
-        _heartbeat: PUT .../status {AppliedVersion, Connections, PID} every few seconds
-                    and after each apply ─▶ {"Stop": true}? stop
+        _heartbeat: PUT .../status {AppliedVersion, Connections, PID, Extra.problems} every
+                    few seconds and after each apply ─▶ {"Stop": true}? stop
         stop (caller's event, snapshot.stop, heartbeat Stop) ─▶ stop accepting ─▶ drain ─▶ exit
 
 Rules:
@@ -18,7 +18,11 @@ Rules:
    with index 0 on its return so it catches up at once.
 4. An upstream whose port cannot be bound is logged and retried at every heartbeat and
    snapshot; everything else keeps serving.
-5. Exit codes: 0 after a requested stop; 1 when the proxy cannot start (unknown proxy,
+5. What the proxy leaves out or defaults (the plan's warnings, its refused upstreams, an
+   upstream it cannot bind yet, TLS refused for want of a leaf or roots) goes with every
+   heartbeat as ``Extra.problems``, one sentence each, as an Envoy stream reports its
+   translation's problems: ``connect proxy -list`` shows both alike.
+6. Exit codes: 0 after a requested stop; 1 when the proxy cannot start (unknown proxy,
    token refused, no public/local port, public address not bindable) or when its
    follower or heartbeat fails with a bug (after draining, so the supervisor restarts it).
 """
@@ -220,7 +224,8 @@ class ProxyServer:
             assert self.applied is not None
             try:
                 stop = await self.agent.heartbeat(self.proxy_id, applied_version=self.applied.version,
-                                                  connections=self.shared.spliced)
+                                                  connections=self.shared.spliced,
+                                                  extra={"problems": self.problems()})
             except TrellisError:
                 continue  # the follower reports agent loss
             if stop:
@@ -247,6 +252,18 @@ class ProxyServer:
         self.metrics.snapshot_index.set(snap.index)
         self._applied.set()
         self.log.info("proxy %s applied snapshot %s (index %d)", self.proxy_id, snap.version, snap.index)
+
+    def problems(self) -> list[str]:
+        """Rule 5: what the applied plan leaves out or defaults, in the order it was decided."""
+        if self.plan is None:
+            return []
+        found = list(self.plan.warnings)
+        found += [f"upstream {r.destination} on {r.key} refused: {r.reason}" for r in self.plan.refused]
+        found += [f"upstream {spec.destination}: cannot listen on {key} yet (retrying)"
+                  for key in sorted(self._unbound) if (spec := self.plan.upstream(key)) is not None]
+        if self.shared.contexts is None:
+            found.append("no leaf certificate or roots in the snapshot yet; TLS is refused")
+        return found
 
     def _report(self, plan: ListenerPlan) -> None:
         before = self.plan
