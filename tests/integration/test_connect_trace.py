@@ -117,7 +117,7 @@ def test_every_api_instance_critical_breaks_at_the_endpoints(agent):
         failed_at(agent, "endpoints")
         done = cli(agent, "web", "api")
         assert done.returncode == 1
-        assert "api-1-sidecar-proxy  critical  no traffic" in done.stdout
+        assert "api-1-sidecar-proxy  critical  no traffic (critical: 'sidecar ttl')" in done.stdout
         assert done.stdout.splitlines()[-1] == ("Broken at step 4 (endpoints): no usable instance on the default "
                                                 "path: the one instance of api is critical")
     finally:

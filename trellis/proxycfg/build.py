@@ -70,7 +70,7 @@ from trellis.catalog import query
 from trellis.catalog.errors import InvalidDefinition
 from trellis.catalog.gateway import parse_gateway_binds
 from trellis.catalog.gateway_services import TERMINATING, GatewayService, gateway_services
-from trellis.catalog.model import Service, ServiceKind, Upstream
+from trellis.catalog.model import CheckStatus, Service, ServiceKind, Upstream
 from trellis.config.entry.fields import HTTP_LIKE
 from trellis.config.entry.model import ProxyDefaults, ServiceDefaults, UpstreamConfig
 from trellis.config.entry.model_gateway import GatewayTLSSDSConfig, IngressGateway, IngressService, listener_tls
@@ -500,8 +500,11 @@ def _endpoint(i: Any) -> Endpoint:
     address, port = i.service.address or i.node.address, i.service.port
     if not port and i.service.proxy is not None:  # a gateway registered without a port (the seed's egress)
         address, port = _gateway_bind(i.service.proxy.config, address)
-    return Endpoint(address=address, port=port, node=i.node.name, service_id=i.service.id,
-                    health=query.aggregate_status(i.checks).value, weight=i.service.weights.passing)
+    health = query.aggregate_status(i.checks)
+    failing = () if health is CheckStatus.PASSING else tuple(sorted(c.name or c.check_id for c in i.checks
+                                                                    if c.status is health))
+    return Endpoint(address=address, port=port, node=i.node.name, service_id=i.service.id, health=health.value,
+                    weight=i.service.weights.passing, failing=failing)
 
 
 def _gateway_bind(config: dict[str, Any], address: str) -> tuple[str, int]:

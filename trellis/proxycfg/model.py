@@ -62,6 +62,7 @@ class Endpoint:
     service_id: str  # the proxy instance's ID
     health: str  # passing | warning | critical (rule 2)
     weight: int = 1
+    failing: tuple[str, ...] = ()  # when not passing: the names of its checks at that status (trace says why)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ Rules:
    the one the built-in proxy serves. Other routes and splits are listed; a target
    that only they reach warns when it cannot be served, it never fails the trace.
 4. Health is model.py's rule (``usable_endpoints``): critical instances get no traffic.
+   An instance that is not passing is shown with the checks that make it so.
    The default path without a usable instance fails, unless one of its resolver's
    failover targets has one: then it warns, since Envoy fails over (its aggregate
    cluster, xds/translate/chains.py). The built-in proxy does not fail over (and routes
@@ -366,9 +367,16 @@ def _target_lines(target: _Target, role: str, datacenter: str) -> list[str]:
     if not target.endpoints:
         return [head, f"  none: {_empty_reason(target, datacenter)}"]
     rows = [(f"{e.address}:{e.port}", e.node, e.service_id, e.health,
-             "no traffic" if e.health == CRITICAL else "usable") for e in target.endpoints]
+             ("no traffic" if e.health == CRITICAL else "usable") + _failing(e)) for e in target.endpoints]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return [head, *("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[4] for r in rows)]
+
+
+def _failing(e: Endpoint) -> str:
+    """Rule 4: which of an instance's checks put it at its status."""
+    if not e.failing:
+        return ""
+    return f" ({e.health}: {', '.join(repr(name) for name in e.failing)})"
 
 
 def _empty_reason(target: _Target, datacenter: str) -> str:

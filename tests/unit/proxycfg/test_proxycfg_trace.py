@@ -236,12 +236,14 @@ def test_destination_sidecar_disagreeing_on_the_decision_warns():
 
 
 def test_endpoint_details_list_every_instance_with_its_health():
-    endpoints = (ep("10.0.0.1"), ep("10.0.0.22", "critical", "api-2-sidecar-proxy"))
+    endpoints = (ep("10.0.0.1"), dataclasses.replace(ep("10.0.0.22", "critical", "api-2-sidecar-proxy"),
+                                                     failing=("public /health", "ttl")))
     t = run(sidecar("web", upstreams=(upstream("api", 9191, endpoints=endpoints),)))
     s = step(t, "endpoints")
     assert s.summary == "1 of 2 instances usable on the default path (api.default.default.dc1)"
     assert s.details[1:] == ("  10.0.0.1:21000   n1  api-1-sidecar-proxy  passing   usable",
-                             "  10.0.0.22:21000  n1  api-2-sidecar-proxy  critical  no traffic")
+                             "  10.0.0.22:21000  n1  api-2-sidecar-proxy  critical  no traffic (critical: "
+                             "'public /health', 'ttl')")
 
 
 def test_chain_details_show_routes_splits_and_resolvers():
