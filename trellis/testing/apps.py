@@ -5,6 +5,7 @@ sleep a fixed time)."""
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -130,3 +131,82 @@ class Traffic:
     def wait_for(self, count: int, timeout: float = DEADLINE) -> None:
         target = self.ok + count
         eventually(lambda: self.ok >= target, f"{count} more successful requests", timeout)
+
+
+# -- a tcp line-echo service and a long-lived connection to it ---------------------------------
+PERIOD = 0.1  # seconds between two lines on an open connection (Stream)
+
+
+class EchoApp:
+    """A tcp service: echoes every line back."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    @staticmethod
+    def _echo(conn: socket.socket) -> None:
+        with conn:
+            try:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+            except OSError:
+                pass
+
+
+class Stream:
+    """One long-lived connection through an upstream listener: a line every ``PERIOD``, each
+    echoed back; ``cut_at`` is when it stopped echoing (EOF, reset or timeout)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=3)
+        self.echoed = 0
+        self.cut_at: float | None = None
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            line = f"line {n}\n".encode()
+            try:
+                self.sock.sendall(line)
+                got = b""
+                while len(got) < len(line):
+                    chunk = self.sock.recv(len(line) - len(got))
+                    if not chunk:
+                        raise ConnectionResetError("EOF")
+                    got += chunk
+                assert got == line
+                self.echoed += 1
+            except OSError:
+                self.cut_at = time.monotonic()
+                return
+            time.sleep(PERIOD)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
+
+
+def echo_once(port: int) -> bool:
+    """A new connection through an upstream listener: does a line come back?"""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+            s.sendall(b"hello\n")
+            return s.recv(6) == b"hello\n"
+    except OSError:
+        return False

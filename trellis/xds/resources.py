@@ -66,7 +66,8 @@ def build_resources(snapshot: ConnectProxySnapshot) -> Resources:
         types.CLUSTER: clusters.build_clusters(snapshot, upstreams=upstreams, local_app=has_app),
         types.ENDPOINT: [*endpoints.build_endpoints(upstreams),
                          *([endpoints.build_local_app_assignment(snapshot)]
-                           if has_app and rbac.live_enforcement(snapshot) else [])],
+                           if has_app and rbac.live_enforcement(snapshot) else []),
+                         *endpoints.build_linked_assignments(snapshot)],
         types.LISTENER: listeners.build_listeners(snapshot, upstreams=upstreams, public=public),
         types.ROUTE: routes.build_routes(snapshot, public=public, upstreams=upstreams),
     }
@@ -103,8 +104,9 @@ _UPSTREAM_FIELDS = tuple(f.name for f in fields(UpstreamSnapshot) if f.name not 
 def same_shape(a: ConnectProxySnapshot, b: ConnectProxySnapshot) -> bool:
     """Rule 4: equal but for the upstreams' endpoints (and the version and index). A chain
     target's cluster name and identity follow from the chain and the trust domain, which
-    are compared, so only its endpoints can differ."""
-    return (len(a.upstreams) == len(b.upstreams)
+    are compared, so only its endpoints can differ. A terminating gateway's assignments
+    are not upstreams' (endpoints.py rule 8): it is always translated whole."""
+    return (a.terminating is None and len(a.upstreams) == len(b.upstreams)
             and all(getattr(a, f) == getattr(b, f) for f in _SNAPSHOT_FIELDS)
             and all(getattr(u, f) == getattr(v, f) for u, v in zip(a.upstreams, b.upstreams) for f in _UPSTREAM_FIELDS))
 

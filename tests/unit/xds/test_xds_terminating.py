@@ -13,6 +13,7 @@ from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
+from google.protobuf import json_format
 from xds_scenarios import intentions, linked, linked_subsets, scenarios, terminating_gateway
 
 from trellis.config.entry.model_chain import HashPolicy, LoadBalancer
@@ -27,8 +28,8 @@ L7_ALLOW_GET_OK = intentions({"Name": "ext", "Sources": [
 L4_ALLOW = intentions({"Name": "ext", "Sources": [{"Name": "web", "Action": "allow"}]})
 
 
-def gateway(protocol: str, all_intentions=L7_ALLOW_GET_OK, **kw):
-    return terminating_gateway((linked("ext", ENDPOINTS, protocol=protocol, all_intentions=all_intentions, **kw),))
+def gateway(protocol: str, all_intentions=L7_ALLOW_GET_OK, endpoints=ENDPOINTS, **kw):
+    return terminating_gateway((linked("ext", endpoints, protocol=protocol, all_intentions=all_intentions, **kw),))
 
 
 def chain_of(resources: dict):
@@ -143,7 +144,8 @@ def test_each_subset_gets_a_chain_on_its_sni_with_the_services_identity_and_the_
     assert rbac_filter.typed_config == routed[sni].filters[0].typed_config  # the same intentions
     clusters = resources[types.CLUSTER]
     assert sorted(clusters) == [sni, f"v1.{sni}", f"v2.{sni}"]
-    assert [e.endpoint.address.socket_address.address for e in clusters[f"v2.{sni}"].load_assignment.endpoints[0]
+    assert all(c.type == cluster_pb2.Cluster.EDS for c in clusters.values())  # IPs, tcp: live (rbac.py rule 10)
+    assert [e.endpoint.address.socket_address.address for e in resources[types.ENDPOINT][f"v2.{sni}"].endpoints[0]
             .lb_endpoints] == ["10.0.6.2"]
     assert consistency_problems(resources) == []
 
@@ -211,8 +213,37 @@ def test_envoy_dns_discovery_type_picks_how_host_names_resolve(given, kind, host
 
 
 def test_logical_dns_leaves_ip_instances_static():
-    snap = dataclasses.replace(terminating_gateway((linked("ext", ENDPOINTS),)),
+    snap = dataclasses.replace(terminating_gateway((linked("ext", ENDPOINTS, protocol="http"),)),
                                config={"envoy_dns_discovery_type": "LOGICAL_DNS"})
     (cluster,) = build_resources(snap)[types.CLUSTER].values()
     assert cluster.type == cluster_pb2.Cluster.STATIC
     assert problems.problems(snap) == ()
+
+
+# -- live intentions on a tcp linked service (rbac.py rule 10) ------------------------------
+def test_a_tcp_linked_service_of_ips_takes_its_decisions_from_its_endpoints_metadata():
+    deny = intentions({"Name": "ext", "Sources": [{"Name": "web", "Action": "deny"}]})
+    before = build_resources(gateway("tcp", all_intentions=L4_ALLOW))
+    after = build_resources(gateway("tcp", all_intentions=deny))
+    name = next(iter(before[types.CLUSTER]))
+    assert before[types.CLUSTER][name].type == cluster_pb2.Cluster.EDS
+    assert chain_of(before).filters[0].typed_config == chain_of(after).filters[0].typed_config  # nothing drained
+    assert before[types.LISTENER] == after[types.LISTENER] and before[types.CLUSTER] == after[types.CLUSTER]
+
+    def table(resources) -> dict:
+        (lb,) = resources[types.ENDPOINT][name].endpoints[0].lb_endpoints
+        return json_format.MessageToDict(lb.metadata.filter_metadata[rbac.LIVE_METADATA])
+
+    assert table(before)["sources"]["default"]["web"] is True
+    assert table(after)["sources"]["default"]["web"] is False
+    assert consistency_problems(after) == []
+
+
+@pytest.mark.parametrize(("protocol", "endpoints"), [
+    ("http", ENDPOINTS),  # its rules travel in the route
+    ("tcp", (Endpoint("api.external.com", 443, "external", "ext", "passing"),)),  # DNS clusters carry no EDS metadata
+])
+def test_other_linked_services_keep_their_rules_in_the_chain_or_route(protocol, endpoints):
+    resources = build_resources(gateway(protocol, all_intentions=L4_ALLOW, endpoints=endpoints))
+    assert not resources[types.ENDPOINT]
+    assert all(c.type != cluster_pb2.Cluster.EDS for c in resources[types.CLUSTER].values())

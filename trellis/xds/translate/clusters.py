@@ -30,7 +30,8 @@ Rules (reference/envoy-xds.md §2.4, §2.6, §8):
    ``makeGatewayCluster``): ``ConnectTimeout`` is the ``connect_timeout`` (proxycfg puts
    it in the snapshot's ``connect_timeout_ms``), ``LoadBalancer`` the ``lb_policy``
    (chains.py rule 1), and each subset gets one more such cluster, named by the subset's
-   SNI, with the external instances that pass its filter.
+   SNI, with the external instances that pass its filter. A tcp linked service whose
+   instances are all IPs has EDS clusters instead (rbac.py rule 10, endpoints.py rule 8).
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ def build_external_cluster(ls: LinkedServiceSnapshot, *, name: str = "", endpoin
     by_ip = all(knobs.is_ip(e.address) for e in chosen)
     if logical_dns and not by_ip:
         chosen = chosen[:1]
+    live = rbac.linked_live(ls)
     assignment = endpoint_pb2.ClusterLoadAssignment(cluster_name=name)
     if chosen:
         assignment.endpoints.append(endpoint_components_pb2.LocalityLbEndpoints(
@@ -156,12 +158,16 @@ def build_external_cluster(ls: LinkedServiceSnapshot, *, name: str = "", endpoin
     cluster = _Cluster(
         name=name,
         alt_stat_name=name,
-        type=_Cluster.STATIC if by_ip else _Cluster.LOGICAL_DNS if logical_dns else _Cluster.STRICT_DNS,
+        type=(_Cluster.EDS if live else _Cluster.STATIC if by_ip else _Cluster.LOGICAL_DNS if logical_dns
+              else _Cluster.STRICT_DNS),
         connect_timeout=core.duration(knobs.connect_timeout_ms(ls.connect_timeout_ms)),
         common_lb_config=_Cluster.CommonLbConfig(healthy_panic_threshold=percent_pb2.Percent(value=0)),
         outlier_detection=outlier_detection_pb2.OutlierDetection(),
-        load_assignment=assignment,
     )
+    if live:  # rbac.py rule 10: the endpoints come over EDS, with the decision table
+        cluster.eds_cluster_config.eds_config.CopyFrom(core.ads_source())
+    else:
+        cluster.load_assignment.CopyFrom(assignment)
     set_load_balancer(cluster, ls.load_balancer)
     context = tls.external_context(ls.ca_file, ls.cert_file, ls.key_file, ls.tls_sni)
     if context is not None:

@@ -21,6 +21,10 @@ Rules (DESIGN: one health rule; reference/envoy-xds.md §2.8):
    times.
 7. An upstream with a discovery chain has one assignment per chain target, named by the
    target's cluster (chains.py rule 1).
+8. A terminating gateway's live linked service (rbac.py rule 10) has one assignment per
+   cluster (its own and each subset's), holding the usable external instances as rules
+   1-4 do, each carrying the linked service's decision table as ``trellis.intentions``
+   metadata, as rule 5's local app does.
 """
 
 from __future__ import annotations
@@ -64,6 +68,26 @@ def assignment(cluster: str, given: tuple[Endpoint, ...]) -> endpoint_pb2.Cluste
     out = endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster)
     if chosen:
         out.endpoints.append(endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[lb_endpoint(e) for e in chosen]))
+    return out
+
+
+def build_linked_assignments(snapshot: ConnectProxySnapshot) -> list[endpoint_pb2.ClusterLoadAssignment]:
+    """Rule 8, for every served linked service that is live."""
+    from trellis.xds.translate.listeners import linked_as_service  # listeners.py builds on this module
+
+    out = []
+    for ls in knobs.served_linked(snapshot):
+        if not rbac.linked_live(ls):
+            continue
+        table = base_pb2.Metadata(filter_metadata={
+            rbac.LIVE_METADATA: rbac.live_decisions(linked_as_service(snapshot, ls))})
+        for name, given in ((ls.sni, ls.endpoints), *((sub.sni, sub.endpoints) for sub in ls.subsets)):
+            found = endpoint_pb2.ClusterLoadAssignment()
+            found.CopyFrom(assignment(name, given))  # shared: copied before the metadata goes in
+            for locality in found.endpoints:
+                for lb in locality.lb_endpoints:
+                    lb.metadata.CopyFrom(table)
+            out.append(found)
     return out
 
 

@@ -49,7 +49,8 @@ Rules (reference/envoy-xds.md §0, §2.2, §2.3, §2.5, §8):
    (knobs.py rule 8): mutual TLS
    presenting that service's leaf (``leaf/<ns>/<service>``) and requiring a mesh client
    certificate, then for a tcp service the network RBAC of that service's intentions
-   (rbac.py, as a tcp public listener's) and ``tcp_proxy`` to the service's cluster
+   (rbac.py, as a tcp public listener's: the live filter of rbac.py rule 10 when the
+   service's instances are all IPs) and ``tcp_proxy`` to the service's cluster
    (clusters.py rule 6). An http-like service (reference/envoy-xds.md §4) gets instead an
    HTTP manager built as the public one of rule 1-2 is (deny-all RBAC filter, path
    normalisation, XFCC append-forward but for grpc) taking RDS route ``<service SNI>``
@@ -375,8 +376,10 @@ def _linked_chain(snapshot: ConnectProxySnapshot, ls: LinkedServiceSnapshot, sni
         filters = [network_filter(HTTP_CONNECTION_MANAGER, authz_http_manager(stat_prefix, ls.protocol, sni))]
         protocol = ls.protocol
     else:
+        authz = (rbac.build_live_network_filter(snapshot) if rbac.linked_live(ls)
+                 else rbac.build_network_filter(linked_as_service(snapshot, ls)))
         filters = [
-            network_filter(rbac.NETWORK_FILTER, rbac.build_network_filter(linked_as_service(snapshot, ls))),
+            network_filter(rbac.NETWORK_FILTER, authz),
             network_filter(TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster)),
         ]
         protocol = "tcp"

@@ -61,6 +61,12 @@ up. A missing table (no endpoint metadata) makes the evaluation fail, and ALLOW 
 NOTE: CEL comprehensions are disabled in Envoy, and ``matches`` with a pattern from data
 compiles it on every read (~35 us each, measured), hence the map lookups; ``split`` needs
 ``cel_config`` string functions (in Envoy 1.40; older Envoys reject the field).
+Rule 10: a terminating gateway's tcp linked service gets the same live filter when its
+external instances are all IPs (``linked_live``): its clusters are EDS, and every endpoint
+carries the linked service's table (its intentions, as its own public listener would
+decide them), so an intention change cuts only the connections it denies, as on a
+sidecar. Host-name instances need DNS clusters, which carry no EDS metadata: such a
+service keeps its intentions in its filter chain, which a change replaces (and drains).
 """
 
 from __future__ import annotations
@@ -83,7 +89,7 @@ from trellis.connect.intentions.decide import Default, decide, destination_match
 from trellis.connect.intentions.l7 import has_criterion
 from trellis.connect.intentions.model import WILDCARD, Action, HeaderMatch, HTTPMatch, Intention, Permission
 from trellis.connect.intentions.precedence import sorted_intentions
-from trellis.proxycfg.model import ConnectProxySnapshot
+from trellis.proxycfg.model import ConnectProxySnapshot, LinkedServiceSnapshot
 from trellis.xds.translate import knobs
 
 NETWORK_FILTER = "envoy.filters.network.rbac"
@@ -158,6 +164,12 @@ def live_enforcement(snapshot: ConnectProxySnapshot) -> bool:
     """Rule 8 applies: a tcp public listener whose ``local_app`` can be an EDS cluster (an IP:
     EDS addresses cannot be host names)."""
     return not knobs.is_http(snapshot.public.protocol) and knobs.is_ip(local_app_address(snapshot))
+
+
+def linked_live(ls: LinkedServiceSnapshot) -> bool:
+    """Rule 10: a terminating gateway's tcp linked service whose external instances are
+    all IPs (its clusters can be EDS, so their hosts carry the decision table)."""
+    return not knobs.is_http(ls.protocol) and all(knobs.is_ip(e.address) for e in ls.endpoints)
 
 
 def live_decisions(snapshot: ConnectProxySnapshot) -> struct_pb2.Struct:
