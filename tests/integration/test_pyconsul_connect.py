@@ -4,6 +4,9 @@ gateway services, health/connect and health/ingress) answer as Consul's do."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import consul
 import pytest
 from cryptography import x509
@@ -86,3 +89,35 @@ def test_config_entries_and_an_ingress_gateway(consul_client):
             c.config.delete(kind, name)
         for sid in ("pc-ingress", "pc-shop-1", "pc-shop-1-sidecar-proxy"):
             c.agent.service.deregister(sid)
+
+
+def test_a_sidecars_definition_carries_proxy_defaults_as_consuls_agent_serves_it(consul_client, agent):
+    """/v1/agent/service/:id merges proxy-defaults and service-defaults into a sidecar's
+    Proxy.Config (the registration's keys win), and a hash-blocking read wakes when they change."""
+    c = consul_client
+    c.agent.service.register("pc-merge", service_id="pc-merge-1", port=free_port(), connect={"SidecarService": {
+        "Port": free_port(), "Proxy": {"Config": {"envoy_statsd_url": "udp://10.0.0.2:8125"}}}})
+    try:
+        sid = "pc-merge-1-sidecar-proxy"
+        before = c.agent.service_definition(sid)
+        assert before["Proxy"]["Config"] == {"envoy_statsd_url": "udp://10.0.0.2:8125"}
+        waiter: dict = {}
+        parked = threading.Thread(target=lambda: waiter.update(zip(("status", "headers", "body"), agent.request(
+            "GET", f"/v1/agent/service/{sid}?hash={before['ContentHash']}&wait=30s", timeout=60))))
+        parked.start()
+        time.sleep(0.2)
+        assert c.config.set("proxy-defaults", "global", {"Config": {
+            "envoy_statsd_url": "udp://10.0.0.1:8125", "envoy_prometheus_bind_addr": "127.0.0.1:9102"}})
+        assert c.config.set("service-defaults", "pc-merge", {"Protocol": "http"})
+        parked.join(60)
+        assert waiter["status"] == 200 and waiter["body"]["ContentHash"] != before["ContentHash"]
+        merged = c.agent.service_definition(sid)["Proxy"]["Config"]
+        assert merged == {"envoy_statsd_url": "udp://10.0.0.2:8125", "envoy_prometheus_bind_addr": "127.0.0.1:9102",
+                          "protocol": "http"}
+        assert c.agent.services()[sid]["Proxy"]["Config"] == merged
+        assert "Config" not in (c.agent.services()["pc-merge-1"].get("Proxy") or {})  # a typical service: as given
+    finally:
+        c.config.delete("proxy-defaults", "global")
+        c.config.delete("service-defaults", "pc-merge")
+        c.agent.service.deregister("pc-merge-1")
+        c.agent.service.deregister("pc-merge-1-sidecar-proxy")

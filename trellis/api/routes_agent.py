@@ -18,6 +18,7 @@ from trellis.api import codec, filtering, params
 from trellis.api.app import AUTHZ, CTX, json_response, read_json, text
 from trellis.api.blocking import parse_query_options
 from trellis.catalog import definition
+from trellis.catalog import central
 from trellis.catalog.gateway import kind_watch, with_effective_kind
 from trellis.catalog.model import CheckStatus, CheckType
 from trellis.catalog.query import aggregate_status, worst_status
@@ -77,8 +78,9 @@ async def services(request: web.Request) -> web.Response:
 
 
 def _effective(ctx, s):
-    """``s`` as the API shows it: with its effective kind (catalog/gateway.py)."""
-    return with_effective_kind(ctx.view, s)[0]
+    """``s`` as the API shows it: with its effective kind (catalog/gateway.py) and, for a
+    proxy or gateway, merged with central config as Consul's agent serves it (catalog/central.py)."""
+    return central.resolved(ctx.view, with_effective_kind(ctx.view, s)[0])[0]
 
 
 def _service_doc(ctx, service_id: str, ns: str) -> dict | None:
@@ -105,8 +107,10 @@ async def service(request: web.Request) -> web.Response:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + opts.wait + random.uniform(0, opts.wait / 16)
         found = ctx.local.service(sid, ns)
-        # its kind may come from a gateway config entry: writing that entry changes the hash
-        watch = [("node-services", ctx.node_name.lower()), *(kind_watch(found) if found else ())]
+        # its kind may come from a gateway config entry, its config from proxy-defaults and
+        # service-defaults: writing any of them changes the hash
+        central_watch = central.resolved(ctx.view, with_effective_kind(ctx.view, found)[0])[1] if found else ()
+        watch = [("node-services", ctx.node_name.lower()), *(kind_watch(found) if found else ()), *central_watch]
         while doc is not None and doc["ContentHash"] == want:
             remaining = deadline - loop.time()
             if remaining <= 0:

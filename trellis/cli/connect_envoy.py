@@ -24,11 +24,10 @@ Rules:
    the registration carries a TCP check ``<kind> listening``. An ingress gateway's
    Envoy answers ``/ready`` on ``-address`` (``-envoy-ready-bind-*`` move it), so that
    check passes before any listener is configured.
-6. The bootstrap keys are read from the proxy's ``Proxy.Config`` merged over
-   proxy-defaults ``global``'s ``Config``, key by key, the registration winning: what
-   Consul's agent serves as the service (``configentry.MergeServiceConfig``), which
-   trellis's ``/v1/agent/service/:id`` does not merge, so the command does.
-   ``-no-central-config`` reads neither, as Consul's does. A key that does not parse
+6. The bootstrap keys are read from the proxy's ``Proxy.Config`` as ``/v1/agent/service/:id``
+   serves it: merged over proxy-defaults ``global``'s ``Config``, key by key, the
+   registration winning (catalog/central.py, Consul's ``MergeServiceConfig``).
+   ``-no-central-config`` reads none of them, as Consul's does. A key that does not parse
    (or that trellis cannot honour) fails the command, naming the key; Envoy is not run.
 """
 
@@ -316,9 +315,8 @@ def _args(client: http.ApiClient, parsed: Any, proxy_id: str, gateway: str = "")
                                                     "start it with -grpc-port or give -grpc-addr")
         agent_host = "127.0.0.1"
     config = BootstrapConfig()
-    if not parsed.no_central_config:
-        merged = merge_central_config(proxy_defaults_config(client), proxy.get("Config") or {})
-        config = parse_bootstrap_config(merged, os.environ)
+    if not parsed.no_central_config:  # rule 6: the agent serves the config merged with proxy-defaults
+        config = parse_bootstrap_config(proxy.get("Config") or {}, os.environ)
     ready_host, ready_port = ready_bind(parsed, wanted)
     return BootstrapArgs(
         proxy_id=proxy_id, service=proxy.get("DestinationServiceName") or service.get("Service", ""),
@@ -327,23 +325,6 @@ def _args(client: http.ApiClient, parsed: Any, proxy_id: str, gateway: str = "")
         prometheus_host=config.prometheus_bind[0], prometheus_port=config.prometheus_bind[1],
         ready_host=ready_host, ready_port=ready_port, datacenter=service.get("Datacenter") or "", config=config,
     )
-
-
-def proxy_defaults_config(client: http.ApiClient) -> Mapping[str, Any]:
-    """proxy-defaults ``global``'s ``Config`` ({} when there is none); rule 6."""
-    try:
-        entry = client.get("/v1/config/proxy-defaults/global")
-    except http.ApiError as exc:
-        if exc.status == 404:
-            return {}
-        raise
-    return (entry or {}).get("Config") or {}
-
-
-def merge_central_config(central: Mapping[str, Any], registered: Mapping[str, Any]) -> dict[str, Any]:
-    """Rule 6: proxy-defaults' keys under the registration's, key by key (Consul's
-    ``mergo.Merge`` of ``Proxy.Config``, which only fills keys the service lacks). Pure."""
-    return {**central, **registered}
 
 
 def envoy_binary(given: str) -> str | None:

@@ -68,13 +68,13 @@ from trellis import filter as bexpr
 from trellis.api.codec import encode_instance
 from trellis.catalog import query
 from trellis.catalog.errors import InvalidDefinition
+from trellis.catalog.central import upstream_config_keys
 from trellis.catalog.gateway import parse_gateway_binds
 from trellis.catalog.gateway_services import TERMINATING, GatewayService, gateway_services
 from trellis.catalog.model import CheckStatus, Service, ServiceKind, Upstream
 from trellis.config.entry.fields import HTTP_LIKE
 from trellis.config.entry.model import ProxyDefaults, ServiceDefaults, UpstreamConfig
 from trellis.config.entry.model_gateway import GatewayTLSSDSConfig, IngressGateway, IngressService, listener_tls
-from trellis.config.duration import format_duration
 from trellis.config.entry.chain import ChainTarget, CompiledChain, compile_chain
 from trellis.config.entry.model_chain import ServiceResolver
 from trellis.connect import spiffe
@@ -366,7 +366,7 @@ def _ingress_limits(svc: Any, defaults: Any) -> dict[str, Any]:
         out["limits"] = limits
     phc = svc.passive_health_check or (defaults.passive_health_check if defaults is not None else None)
     if phc is not None:
-        out.update({k: v for k, v in _upstream_keys(UpstreamConfig(passive_health_check=phc)).items()
+        out.update({k: v for k, v in upstream_config_keys(UpstreamConfig(passive_health_check=phc)).items()
                     if k == "passive_health_check"})
     return out
 
@@ -540,35 +540,7 @@ def _central(r: _Reader, downstream: tuple[str, str], name: str) -> dict[str, An
     override = next((o for o in uc.overrides if o.name == name), None)
     for chosen in (uc.defaults, override):  # the override, later, wins
         if chosen is not None:
-            out.update(_upstream_keys(chosen))
-    return out
-
-
-def _upstream_keys(u: UpstreamConfig) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if u.connect_timeout_ms:
-        out["connect_timeout_ms"] = u.connect_timeout_ms
-    if u.protocol:
-        out["protocol"] = u.protocol
-    if u.limits is not None:
-        limits = {k: v for k, v in (("max_connections", u.limits.max_connections),
-                                    ("max_pending_requests", u.limits.max_pending_requests),
-                                    ("max_concurrent_requests", u.limits.max_concurrent_requests)) if v is not None}
-        if limits:
-            out["limits"] = limits
-    phc = u.passive_health_check
-    if phc is not None:
-        block: dict[str, Any] = {}
-        if phc.interval:
-            block["interval"] = format_duration(phc.interval)
-        if phc.max_failures:
-            block["max_failures"] = phc.max_failures
-        for key in ("enforcing_consecutive_5xx", "max_ejection_percent"):
-            if getattr(phc, key) is not None:
-                block[key] = getattr(phc, key)
-        if phc.base_ejection_time is not None:
-            block["base_ejection_time"] = format_duration(phc.base_ejection_time)
-        out["passive_health_check"] = block
+            out.update(upstream_config_keys(chosen))
     return out
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from trellis.cli import connect_envoy
 from trellis.errors import InvalidInput
 from trellis.xds.bootstrap import BOOTSTRAP_KEYS, BootstrapArgs, BootstrapConfig, build_bootstrap, \
     parse_bootstrap_config
@@ -213,17 +212,6 @@ def test_envoy_accepts_a_bootstrap_using_every_key(tmp_path, config):
     path.write_text(json.dumps(build_bootstrap(a)))
     r = subprocess.run([ENVOY, "--mode", "validate", "-c", str(path)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-
-
-@pytest.mark.parametrize(("central", "registered", "merged"), [
-    ({}, {"a": 1}, {"a": 1}),
-    ({"envoy_statsd_url": "udp://1.1.1.1:1", "protocol": "http"}, {}, {"envoy_statsd_url": "udp://1.1.1.1:1",
-                                                                      "protocol": "http"}),
-    ({"envoy_statsd_url": "udp://1.1.1.1:1"}, {"envoy_statsd_url": "udp://2.2.2.2:2"},
-     {"envoy_statsd_url": "udp://2.2.2.2:2"}),
-], ids=["registration-only", "proxy-defaults-only", "registration-wins"])
-def test_proxy_defaults_fill_keys_the_registration_lacks(central, registered, merged):
-    assert connect_envoy.merge_central_config(central, registered) == merged
 
 
 def test_keys_compare_case_insensitively_as_every_proxy_config_key_does() -> None:
