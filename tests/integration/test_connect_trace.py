@@ -151,3 +151,29 @@ def test_unknown_names_and_missing_parameters(agent):
     assert done.returncode == 2 and "404 (unknown destination 'nothing-by-that-name'" in done.stderr
     status, _, body = agent.request("GET", "/v1/agent/connect/trace?source=web")
     assert (status, body) == (400, "required query parameter 'destination' not set")
+
+
+def test_an_ingress_gateway_is_a_source_too(agent):
+    """A trace can start at an ingress gateway: its listeners' services are its upstreams,
+    the intention is the gateway's own, as its Envoy and api's sidecar judge it."""
+    port = free_port()
+    put(agent, "/v1/agent/service/register", {"Name": "edge", "Kind": "ingress-gateway", "Address": "127.0.0.1",
+                                              "Port": free_port()})
+    put(agent, "/v1/config", {"Kind": "ingress-gateway", "Name": "edge", "Listeners": [
+        {"Port": port, "Protocol": "tcp", "Services": [{"Name": "api"}]}]})
+    try:
+        found = eventually(lambda: (lambda t: t if t.get("Ok") else None)(trace_api(agent, "edge", "api")),
+                           "the gateway's trace to api works", DEADLINE, diagnose=agent.log)
+        assert [s["Name"] for s in found["Steps"]][:2] == ["proxy", "upstream"]
+        done = cli(agent, "edge", "api")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.splitlines()[0] == "Trace edge → api (from proxy edge)"
+        assert f"api at 127.0.0.1:{port} (tcp)" in done.stdout
+        put(agent, "/v1/connect/intentions/exact?source=edge&destination=api", {"Action": "deny"})
+        denied = eventually(lambda: (lambda t: t if t["FailedStep"] == "intention" else None)(
+            trace_api(agent, "edge", "api")), "the gateway's trace fails at the intention", DEADLINE)
+        assert "default/edge => default/api" in denied["Steps"][-1]["Summary"]
+    finally:
+        agent.request("DELETE", "/v1/connect/intentions/exact?source=edge&destination=api")
+        agent.request("DELETE", "/v1/config/ingress-gateway/edge")
+        agent.request("PUT", "/v1/agent/service/deregister/edge")

@@ -4,7 +4,8 @@ core is proxycfg/trace.py, the JSON api/codec_trace.py).
 
 Rules:
 1. ``source`` is a proxy ID, or the ID or name of a service whose sidecar runs on this
-   agent (trace.py ``select_source``); ``destination`` is ``name`` or ``ns/name``.
+   agent, or the ID or name of an ingress gateway registered here (its effective kind;
+   trace.py ``select_source``); ``destination`` is ``name`` or ``ns/name``.
    Either missing is a 400; an unknown source, or a destination that is no upstream,
    no chain target and no service in the catalog, is a 404 naming it.
 2. ACLs are the snapshot endpoint's: ``service:write`` on the source proxy, since the
@@ -25,6 +26,7 @@ from aiohttp import web
 from trellis.acl import Access
 from trellis.api.app import AUTHZ, CTX, json_response
 from trellis.api.codec_trace import encode_trace
+from trellis.catalog.gateway import with_effective_kind
 from trellis.catalog.model import ServiceKind
 from trellis.errors import InvalidInput, NotFound, Unavailable
 from trellis.proxycfg import trace as tracer
@@ -52,13 +54,13 @@ async def trace(request: web.Request) -> web.Response:
     w = ctx.proxies
     if w is None:
         raise Unavailable("Connect is not enabled on this agent: there are no proxy snapshots to trace")
-    local = [s for s in ctx.view["services"].on_node(w.node) if s.kind is ServiceKind.CONNECT_PROXY]
+    local = [s for s in (with_effective_kind(ctx.view, s)[0] for s in ctx.view["services"].on_node(w.node))
+             if s.kind in (ServiceKind.CONNECT_PROXY, ServiceKind.INGRESS_GATEWAY)]
     proxy = tracer.select_source([*local, *w.ephemeral.values()], source)
     request[AUTHZ].require("service", proxy.name, Access.WRITE)
     snap: ConnectProxySnapshot | None = w.snapshots.get(proxy.id)
     if snap is None:
-        assert proxy.proxy is not None
-        found = tracer.trace_without_snapshot(proxy.id, proxy.proxy.destination_service_name, proxy.namespace,
+        found = tracer.trace_without_snapshot(proxy.id, tracer.source_service(proxy), proxy.namespace,
                                               destination, "its leaf certificate is not issued yet, or the "
                                               "agent has just started")
         return json_response(request, encode_trace(found))

@@ -3,8 +3,8 @@ take, as the agent computes it from the snapshot the proxy gets (trellis's own c
 ``GET /v1/agent/connect/trace``, proxycfg/trace.py).
 
 Rules:
-1. SRC is a proxy ID, or the ID or name of a service whose sidecar runs on the agent;
-   DST is a service name or ``ns/name``. Flags may come before or after them.
+1. SRC is a proxy ID, or the ID or name of a service whose sidecar runs on the agent, or
+   an ingress gateway registered with it; DST is a service name or ``ns/name``. Flags may come before or after them.
 2. The pretty output is one line per step, ``OK``/``WARN``/``FAIL``/``SKIP`` first,
    each step's details indented under its summary, then the verdict on its own line.
    ``-format=json`` prints the API's object.
@@ -38,10 +38,12 @@ FLAGS = FlagSet(
         decides. It says at which step the path breaks.
 
         SRC is a proxy ID, or the ID or name of a service whose sidecar runs on the
-        agent; DST is a service name or namespace/name.
+        agent, or an ingress gateway registered with it; DST is a service name or
+        namespace/name.
 
             $ trellis connect trace web api
             $ trellis connect trace web-1-sidecar-proxy api -format=json
+            $ trellis connect trace ingress-gateway web
 
         Exit 0 when the path works, 1 when a step fails, 2 on errors.
     """,

@@ -45,7 +45,7 @@ import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from trellis.catalog.model import Service
+from trellis.catalog.model import Service, ServiceKind
 from trellis.config.entry.chain import ChainResolver, CompiledChain
 from trellis.connect import spiffe
 from trellis.connect.ca.errors import InvalidCertificate
@@ -152,16 +152,23 @@ def parse_destination(text: str) -> tuple[str | None, str]:
     return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
 
 
+def source_service(proxy: Service) -> str:
+    """The service a proxy speaks for: a sidecar's destination, a gateway's own name."""
+    if proxy.kind is ServiceKind.CONNECT_PROXY and proxy.proxy is not None:
+        return proxy.proxy.destination_service_name
+    return proxy.name
+
+
 def select_source(proxies: Iterable[Service], source: str) -> Service:
     """The local proxy a trace starts from: the one whose ID is ``source``, else the
-    sidecar of the service instance with that ID (case-insensitive), else the sidecar of
+    sidecar of the service instance with that ID (case-insensitive), else the proxy of
     the service with that name when exactly one local instance has one (the rule of
-    ``connect proxy -sidecar-for``). Pure; raises ``NotFound``, or ``InvalidInput`` when
-    the name has several sidecars here."""
-    proxies = [p for p in proxies if p.proxy is not None]
+    ``connect proxy -sidecar-for``; an ingress gateway is its own service's proxy). Pure;
+    raises ``NotFound``, or ``InvalidInput`` when the name has several proxies here."""
+    proxies = [p for p in proxies if p.proxy is not None or p.kind is not ServiceKind.CONNECT_PROXY]
     exact = [p for p in proxies if p.id == source]
-    by_id = [p for p in proxies if p.proxy.destination_service_id.lower() == source.lower()]
-    by_name = [p for p in proxies if p.proxy.destination_service_name == source]
+    by_id = [p for p in proxies if p.proxy is not None and p.proxy.destination_service_id.lower() == source.lower()]
+    by_name = [p for p in proxies if source_service(p) == source]
     for found in (exact, by_id, by_name):
         if len(found) == 1:
             return found[0]
