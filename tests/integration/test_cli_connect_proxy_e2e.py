@@ -16,6 +16,7 @@ import pytest
 
 from trellis.testing.agent import AgentProcess, free_port
 from trellis.testing.apps import NamedApp, answer, eventually
+from trellis.testing.orphans import guarded
 
 pytestmark = pytest.mark.integration
 DEADLINE = 20.0
@@ -36,7 +37,7 @@ def cli(agent: AgentProcess, *args: str, timeout: float = 30) -> subprocess.Comp
 def start_proxy(agent: AgentProcess, tmp: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "TRELLIS_HTTP_ADDR": f"127.0.0.1:{agent.http_port}"}
     log = open(tmp / f"proxy-{time.monotonic_ns()}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "trellis", "connect", "proxy", *args], env=env,
+    return subprocess.Popen(guarded([sys.executable, "-m", "trellis", "connect", "proxy", *args]), env=env,
                             stdout=log, stderr=subprocess.STDOUT)
 
 

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from trellis.testing.agent import AgentProcess, free_port, start_agent
 from trellis.testing.apps import NamedApp, Traffic, answer, eventually, get
 from trellis.testing.envoy import EnvoyProcess
+from trellis.testing.orphans import guarded
 
 pytestmark = pytest.mark.integration
 
@@ -133,9 +134,9 @@ class Mesh:
         admin = free_port()
         log_path = self.tmp / f"envoy-{sid}.log"
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(guarded(
                 [sys.executable, "-m", "trellis", "connect", "envoy", "-sidecar-for", sid,
-                 "-admin-bind", f"127.0.0.1:{admin}", "--", *ENVOY_ARGS],
+                 "-admin-bind", f"127.0.0.1:{admin}", "--", *ENVOY_ARGS]),
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.envoys[sid] = envoy = EnvoyProcess(f"{sid}-sidecar-proxy", proc, admin, log_path)
         return envoy

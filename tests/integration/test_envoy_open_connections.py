@@ -26,6 +26,7 @@ from trellis.testing.agent import AgentProcess, free_port
 from trellis.testing.apps import EchoApp, Stream, echo_once
 from trellis.testing.apps import eventually as _eventually
 from trellis.testing.envoy import stop_processes
+from trellis.testing.orphans import guarded
 
 pytestmark = pytest.mark.integration
 DEADLINE = 30.0
@@ -54,7 +55,7 @@ class Mesh:
             args = ["envoy", "-sidecar-for", sidecar_for, "-admin-bind", f"127.0.0.1:{admin}", "--", "-l", "warning"]
         else:
             args = ["proxy", "-sidecar-for", sidecar_for]
-        self.procs.append(subprocess.Popen([sys.executable, "-m", "trellis", "connect", *args],
+        self.procs.append(subprocess.Popen(guarded([sys.executable, "-m", "trellis", "connect", *args]),
                                            env=self.env, stdout=log, stderr=subprocess.STDOUT))
 
     def stats(self, sidecar_for: str, prefix: str) -> dict[str, int]:

@@ -15,6 +15,7 @@ import pytest
 from trellis.testing.agent import AgentProcess, free_port
 from trellis.testing.apps import NamedApp, answer, eventually as _eventually
 from trellis.testing.envoy import stop_processes
+from trellis.testing.orphans import guarded
 
 pytestmark = pytest.mark.integration
 DEADLINE = 30.0
@@ -36,16 +37,16 @@ class Mesh:
 
     def envoy(self, sidecar_for: str) -> subprocess.Popen:
         log = open(self.tmp / f"envoy-{sidecar_for}.log", "w")
-        p = subprocess.Popen([sys.executable, "-m", "trellis", "connect", "envoy", "-sidecar-for", sidecar_for,
-                              "-admin-bind", f"127.0.0.1:{free_port()}", "--", "-l", "warning"],
+        p = subprocess.Popen(guarded([sys.executable, "-m", "trellis", "connect", "envoy", "-sidecar-for", sidecar_for,
+                                      "-admin-bind", f"127.0.0.1:{free_port()}", "--", "-l", "warning"]),
                              env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(p)
         return p
 
     def builtin(self, sidecar_for: str) -> subprocess.Popen:
         log = open(self.tmp / f"proxy-{sidecar_for}.log", "w")
-        p = subprocess.Popen([sys.executable, "-m", "trellis", "connect", "proxy", "-sidecar-for", sidecar_for],
-                             env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        p = subprocess.Popen(guarded([sys.executable, "-m", "trellis", "connect", "proxy", "-sidecar-for",
+                                      sidecar_for]), env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(p)
         return p
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trellis.testing.orphans import guarded
+
 
 def free_port(*, udp_too: bool = False) -> int:
     """A port free on 127.0.0.1 for TCP (and UDP when asked)."""
@@ -123,7 +125,7 @@ def start_agent(
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"agent-{http_port}.log"
     logf = open(log_path, "wb")  # noqa: SIM115 - closed when the process ends
-    proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen(guarded(args), stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env={**os.environ, **(env or {})})
     agent = AgentProcess(proc, http_port, dns_port, grpc_port, data_dir, log_path, args)
     deadline = time.monotonic() + timeout

@@ -19,6 +19,7 @@ from typing import Any
 
 from trellis.testing.agent import AgentProcess, free_port
 from trellis.testing.apps import NamedApp, Respond, eventually
+from trellis.testing.orphans import guarded
 
 DEADLINE = 30.0  # Envoys take a while to come up
 ENVOY_ARGS = ["-l", "warning"]
@@ -159,9 +160,9 @@ class EnvoyMesh:
     def start_envoy(self, sid: str) -> EnvoyProcess:
         admin, log_path = free_port(), self.tmp / f"envoy-{sid}.log"
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(guarded(
                 [sys.executable, "-m", "trellis", "connect", "envoy", "-sidecar-for", sid,
-                 "-admin-bind", f"127.0.0.1:{admin}", "--", *ENVOY_ARGS],
+                 "-admin-bind", f"127.0.0.1:{admin}", "--", *ENVOY_ARGS]),
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.envoys[sid] = envoy = EnvoyProcess(sid, proc, admin, log_path)
         return envoy
@@ -213,9 +214,9 @@ class EnvoyMesh:
         (its ID is its name); -proxy-id names it when several of a kind are registered, as in Consul."""
         admin, log_path = free_port(), self.tmp / f"envoy-{service}.log"
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(guarded(
                 [sys.executable, "-m", "trellis", "connect", "envoy", f"-gateway={kind}", "-proxy-id", service,
-                 "-admin-bind", f"127.0.0.1:{admin}", "--", *ENVOY_ARGS],
+                 "-admin-bind", f"127.0.0.1:{admin}", "--", *ENVOY_ARGS]),
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.envoys[service] = envoy = EnvoyProcess(service, proc, admin, log_path)
         return envoy

@@ -27,6 +27,7 @@ import time
 import urllib.error
 import urllib.request
 from trellis.store.errors import MAX_TXN_OPS
+from trellis.testing.orphans import guarded
 from pathlib import Path
 from types import TracebackType
 
@@ -149,7 +150,7 @@ class EtcdServer:
         data_dir = self.tmp_dir / f"data-{attempt}"
         with open(self.tmp_dir / "etcd.log", "ab") as log:
             self._proc = subprocess.Popen(
-                self._command(data_dir, client, peer, metrics),
+                guarded(self._command(data_dir, client, peer, metrics)),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

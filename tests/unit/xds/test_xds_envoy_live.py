@@ -36,6 +36,7 @@ from trellis.connect.intentions.index import IntentionIndex
 from trellis.connect.intentions.model import HTTPRequest
 from trellis.proxycfg.model import DefaultDecision, Endpoint, LeafSnapshot, PublicListener
 from trellis.xds.resources import build_resources
+from trellis.testing.orphans import guarded
 
 pytestmark = pytest.mark.integration
 
@@ -86,8 +87,8 @@ def echo_server() -> Iterator[int]:
 @contextlib.contextmanager
 def envoy(config: Path, log: Path) -> Iterator[subprocess.Popen]:
     with log.open("w") as out:
-        proc = subprocess.Popen([str(ENVOY), "-c", str(config), "--concurrency", "1", "--disable-hot-restart",
-                                 "--log-level", "warning", "--drain-time-s", "1"], stdout=out, stderr=out)
+        proc = subprocess.Popen(guarded([str(ENVOY), "-c", str(config), "--concurrency", "1", "--disable-hot-restart",
+                                         "--log-level", "warning", "--drain-time-s", "1"]), stdout=out, stderr=out)
     try:
         yield proc
     finally:
