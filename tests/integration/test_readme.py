@@ -18,7 +18,8 @@ import pytest
 pytestmark = pytest.mark.integration
 README = Path(__file__).resolve().parents[2] / "README.md"
 # a command that answers with a non-zero exit by design, and what it must print instead
-EXPECTED_NONZERO = {"trellis intention create -deny web api && trellis intention check web api": "Denied"}
+EXPECTED_NONZERO = {"trellis intention create -deny web api && trellis intention check web api": "Denied",
+                    "trellis connect trace web api": "Broken at step"}
 
 
 def try_it_lines() -> list[str]:
