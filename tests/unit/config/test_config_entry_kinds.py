@@ -349,6 +349,12 @@ REFUSED: dict[str, tuple[dict, str, str]] = {
     "ingress_service_sds_without_hosts": (ig(li(8080, "http", {"Name": "web", "TLS": {"SDS": {
         "ClusterName": "sds", "CertResource": "c"}}})), "Listeners[0].Services[0].Hosts",
         "A service specifying TLS.SDS.CertResource must have at least one item in Hosts"),
+    "ingress_own_certificate_shares_a_server_name": (
+        ig(li(8080, "http", {"Name": "web", "Hosts": ["Shop.example.com:8443"]},
+              {"Name": "shop", "Hosts": ["shop.example.com"], "TLS": {"SDS": {"ClusterName": "sds", "CertResource": "c"}}})),
+        "Listeners[0].Services[1].Hosts",
+        "host 'shop.example.com' of service \"shop\", which has its own TLS certificate, is the same TLS server name "
+        "as a host of service \"web\"; clients could not be told apart by SNI"),
     "ingress_negative_limit": (ig(li(8080, "http", {"Name": "web", "MaxConnections": -1})),
                                "Listeners[0].Services[0].MaxConnections", "MaxConnections must be >= 0"),
     "ingress_defaults_ejection_percent": (ig(li(), Defaults={"PassiveHealthCheck": {"MaxEjectionPercent": 101}}),

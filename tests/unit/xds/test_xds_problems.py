@@ -11,7 +11,7 @@ from xds_scenarios import scenarios, snapshot, upstream
 
 from trellis.proxycfg.model import Endpoint
 from trellis.xds import types
-from trellis.xds.resources import build_resources
+from trellis.xds.resources import build_resources, consistency_problems
 from trellis.xds.translate import knobs
 from trellis.xds.translate.problems import PROTOCOLS, problems
 
@@ -231,8 +231,9 @@ def test_ingress_certificates_are_served_and_only_an_unreachable_one_is_reported
     star = dataclasses.replace(li.services[1], hosts=("*",))
     assert problems(dataclasses.replace(snap, ingress=(dataclasses.replace(li, services=(li.services[0], star)),
                                                        snap.ingress[1]))) == (
-        "ingress listener 8443: service api has its own SDS certificate but no host to choose it by "
-        "(Hosts ['*']); it is served with the listener's",)
+        "ingress listener 8443: service api has its own SDS certificate but no TLS server name of its own to be "
+        "chosen by (Hosts ['*']: only *, or names an earlier service's certificate has); it is served with the "
+        "listener's",)
 
 
 def test_an_sds_cluster_the_gateways_bootstrap_lacks_is_named_once_per_listener() -> None:
@@ -244,3 +245,19 @@ def test_an_sds_cluster_the_gateways_bootstrap_lacks_is_named_once_per_listener(
         "ingress listener 8443: its SDS certificate 'wildcard-cert' comes from cluster 'sds-server', which the "
         "gateway's envoy_extra_static_clusters_json (Proxy.Config, else proxy-defaults) does not define; Envoy "
         "keeps the listener from serving until it can fetch it",)
+
+
+def test_two_certificates_never_share_a_server_name_envoy_would_refuse_the_listener() -> None:
+    """An entry stored before validation refused it: the second service's name that the first
+    one's certificate already has is left out of its chain; with none left, it has no chain."""
+    snap = scenarios()["ingress_gateway_sds"]
+    li = snap.ingress[0]
+    web, api = li.services
+    web_own = dataclasses.replace(web, hosts=("API.example.com:8443", "web.example.com"), tls=api.tls)
+    li = dataclasses.replace(li, services=(web_own, api))
+    resources = build_resources(dataclasses.replace(snap, ingress=(li, snap.ingress[1])))
+    listener = resources[types.LISTENER][f"http:127.0.0.1:{li.port}"]
+    names = [list(c.filter_chain_match.server_names) for c in listener.filter_chains]
+    assert names == [["api.example.com", "web.example.com"], ["*.api.example.com"]]  # api keeps only its own
+    assert consistency_problems(resources) == []
+

@@ -111,6 +111,13 @@ class TerminatingGateway:
     meta: dict[str, str] = key("Meta", factory=dict)
 
 
+def tls_server_name(host: str) -> str:
+    """The TLS server name (SNI) an ingress host stands for: lower-case, without a port
+    (``*`` alone stands for none: ""). Pure."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return "" if name == "*" else name.lower()
+
+
 def listener_tls(entry: IngressGateway, listener: IngressListener) -> GatewayTLSConfig:
     """The TLS an ingress listener serves: the gateway's, with what the listener's ``TLS``
     sets on top (Consul's ``resolveListenerTLSConfig``: a listener can turn TLS on, not off;

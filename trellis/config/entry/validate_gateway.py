@@ -26,6 +26,7 @@ from trellis.config.entry.model_gateway import (
     IngressListener,
     IngressService,
     TerminatingGateway,
+    tls_server_name,
 )
 
 WILDCARD = "*"
@@ -77,6 +78,28 @@ def _listener(e: IngressGateway, li: IngressListener, at: str, ports: set[int]) 
     names: set[tuple[str, str]] = set()
     for j, s in enumerate(li.services):
         _service(e, li, s, f"{at}.Services[{j}]", hosts, names)
+    _own_certificate_names(e, li, at)
+
+
+def _own_certificate_names(e: IngressGateway, li: IngressListener, at: str) -> None:
+    """A service with its own SDS certificate is chosen by the TLS server names of its hosts
+    (lower-case, without a port): no other service of the listener may stand for one, or a
+    client's SNI could not tell them apart (trellis's rule; Consul sends the hosts to Envoy
+    as they are, so a host with a port never matches an SNI)."""
+    owners: dict[str, list[int]] = {}
+    for j, s in enumerate(li.services):
+        for name in {tls_server_name(h) for h in s.hosts} - {""}:
+            owners.setdefault(name, []).append(j)
+    for j, s in enumerate(li.services):
+        if s.tls is None or s.tls.sds is None or not s.tls.sds.cert_resource:
+            continue
+        for host in s.hosts:
+            other = next((li.services[k] for k in owners.get(tls_server_name(host), ()) if k != j), None)
+            if other is not None:
+                mine, theirs = (fields.shown(x.namespace, x.name, e.namespace) for x in (s, other))
+                raise InvalidEntry(f"{at}.Services[{j}].Hosts", f'host {host!r} of service "{mine}", which has its '
+                                   f'own TLS certificate, is the same TLS server name as a host of service "{theirs}"; '
+                                   f"clients could not be told apart by SNI (listener on port {li.port})")
 
 
 def _service(e: IngressGateway, li: IngressListener, s: IngressService, at: str, hosts: set[str],

@@ -65,6 +65,7 @@ Rules (reference/envoy-xds.md §0, §2.2, §2.3, §2.5, §8):
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 from envoy.config.core.v3 import base_pb2, protocol_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
@@ -80,6 +81,7 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import message, wrappers_pb2
 
+from trellis.config.entry.model_gateway import tls_server_name
 from trellis.proxycfg.model import (
     INGRESS_GATEWAY,
     ConnectProxySnapshot,
@@ -88,6 +90,7 @@ from trellis.proxycfg.model import (
     IngressServiceSnapshot,
     IngressTLS,
     LinkedServiceSnapshot,
+    SdsCertificate,
     UpstreamSnapshot,
 )
 from trellis.xds import types
@@ -272,17 +275,35 @@ def ingress_listener_name(li: IngressListenerSnapshot) -> str:
 
 def ingress_route_name(li: IngressListenerSnapshot, svc: IngressServiceSnapshot | None = None) -> str:
     """The RDS route of an http-like ingress listener: its port, as Consul names it; a
-    service with its own certificate has its own, ``<port>_<upstream id>``."""
-    if svc is not None and svc.tls is not None and server_names(svc.hosts):
+    service with its own certificate and chain has its own, ``<port>_<upstream id>``."""
+    if svc is not None and any(own.service is svc for own in own_certificates(li)):
         return f"{li.port}_{upstream_id(svc.upstream)}"
     return str(li.port)
 
 
-def server_names(hosts: tuple[str, ...]) -> list[str]:
-    """The SNI names a service's hosts stand for: without a port, without ``*`` alone
-    (which names no host a certificate can be chosen by), lower-case, once each."""
-    names = (h.rsplit(":", 1)[0] if h.count(":") == 1 else h for h in hosts)
-    return sorted({n.lower() for n in names if n and n != "*"})
+class OwnCertificate(NamedTuple):
+    service: IngressServiceSnapshot
+    tls: IngressTLS  # its versions and ciphers (the listener's)
+    sds: SdsCertificate
+    names: list[str]  # the SNI names that choose its chain
+
+
+def own_certificates(li: IngressListenerSnapshot) -> list[OwnCertificate]:
+    """Rule 6: the services with their own SDS certificate that get a chain of their own,
+    each with the SNI names that choose it: its hosts' TLS server names, less those an
+    earlier such service took (validation refuses a shared name; an entry stored before
+    that rule may have one, and two chains with one name would make Envoy refuse the
+    listener). A service left with no name gets no chain (problems.py says so)."""
+    taken: set[str] = set()
+    out = []
+    for svc in li.services:
+        if svc.tls is None or svc.tls.sds is None:
+            continue
+        names = sorted({n for n in map(tls_server_name, svc.hosts) if n} - taken)
+        if names:
+            taken.update(names)
+            out.append(OwnCertificate(svc, svc.tls, svc.tls.sds, names))
+    return out
 
 
 def build_ingress_listener(li: IngressListenerSnapshot, served: set[int],
@@ -292,13 +313,12 @@ def build_ingress_listener(li: IngressListenerSnapshot, served: set[int],
     ``leaf_secret`` (None: no leaf yet, so no listener, which would wait on a secret that
     is not sent)."""
     stat_prefix = f"ingress_upstream_{li.port}"
-    own = [(s, s.tls, s.tls.sds) for s in li.services if s.tls is not None and s.tls.sds is not None
-           and id(s.upstream) in served and ingress_route_name(li, s) != ingress_route_name(li)]
+    own = [o for o in own_certificates(li) if id(o.service.upstream) in served]
     chains_: list[listener_components_pb2.FilterChain] = []
-    for svc, given, sds in own:
-        chains_.append(_ingress_chain(li, stat_prefix, ingress_route_name(li, svc), given,
-                                      tls.operator_sds(sds.cluster, sds.resource)))
-        chains_[-1].filter_chain_match.server_names.extend(server_names(svc.hosts))
+    for o in own:
+        chains_.append(_ingress_chain(li, stat_prefix, ingress_route_name(li, o.service), o.tls,
+                                      tls.operator_sds(o.sds.cluster, o.sds.resource)))
+        chains_[-1].filter_chain_match.server_names.extend(o.names)
     if len(own) < len(li.services) or not li.services:
         certificate = None
         if li.tls is not None and li.tls.sds is not None:

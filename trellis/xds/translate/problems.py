@@ -132,8 +132,8 @@ def _proxy_problems(snapshot: ConnectProxySnapshot) -> Iterator[str]:
         for svc in li.services:
             if svc.tls is not None and ingress_route_name(li, svc) == ingress_route_name(li):
                 yield (f"ingress listener {li.port}: service {svc.upstream.destination_name} has its own SDS "
-                       f"certificate but no host to choose it by (Hosts {list(svc.hosts)}); it is served with "
-                       "the listener's")
+                       f"certificate but no TLS server name of its own to be chosen by (Hosts {list(svc.hosts)}: "
+                       "only *, or names an earlier service's certificate has); it is served with the listener's")
     yield from _terminating_problems(snapshot)
     if snapshot.kind != CONNECT_PROXY:
         return  # a gateway has no public listener or local app, and other Proxy.Config keys
