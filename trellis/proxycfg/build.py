@@ -54,6 +54,12 @@ Rules:
    terminating gateway's instance stands for every subset of the services it links (it
    picks the subset's external instances by the SNI it is sent, rule 10), so the filter
    does not apply to it.
+12. A proxy's or gateway's ``config`` is its registration's Proxy.Config over what
+   central config gives its service (catalog/central.py, as Consul's agent merges it):
+   proxy-defaults' Config with service-defaults' Protocol, LocalConnectTimeoutMs,
+   LocalRequestTimeoutMs, MaxInboundConnections and BalanceInboundConnections over it,
+   key by key, the registration winning. So ``local_request_timeout_ms`` in proxy-defaults
+   reaches every sidecar, as in Consul; the entries read join the watch set.
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ from trellis import filter as bexpr
 from trellis.api.codec import encode_instance
 from trellis.catalog import query
 from trellis.catalog.errors import InvalidDefinition
-from trellis.catalog.central import upstream_config_keys
+from trellis.catalog.central import fill, resolved_defaults, upstream_config_keys
 from trellis.catalog.gateway import parse_gateway_binds
 from trellis.catalog.gateway_services import TERMINATING, GatewayService, gateway_services
 from trellis.catalog.model import CheckStatus, Service, ServiceKind, Upstream
@@ -122,6 +128,13 @@ class _Reader:
         row = self.view["config"].get(kind, ns, name)
         return row.entry if row else None
 
+    def config(self, ns: str, service: str, registered: Mapping[str, Any]) -> dict[str, Any]:
+        """Rule 12: the registration's Proxy.Config over what central config gives
+        ``service`` (its service-defaults' keys over proxy-defaults' Config)."""
+        pd = self.entry(ProxyDefaults.KIND, DEFAULT_NS, "global")
+        sd = self.entry(ServiceDefaults.KIND, ns, service) if service else None
+        return fill(dict(registered), resolved_defaults(pd, sd).config)
+
     def protocol(self, ns: str, name: str, registration_config: dict[str, Any] | None = None) -> str:
         sd = self.entry(ServiceDefaults.KIND, ns, name)
         if sd is not None and sd.protocol:
@@ -146,7 +159,7 @@ def build(view: View, proxy: Service, *, datacenter: str, leaf: LeafSnapshot | N
     r.watch.update({("ca-roots",), ("ca-config",), ("service", proxy.namespace, proxy.name.lower())})
     r.watch.update(view["config"].intention_watch(proxy.namespace, service))
     td = ca.trust_domain
-    config = dict(p.config)
+    config = r.config(proxy.namespace, service, p.config)
     public = PublicListener(
         bind_address=str(lookup(config, "bind_address") or proxy.address or "0.0.0.0"),
         bind_port=_port(lookup(config, "bind_port"), proxy.port),
@@ -176,8 +189,8 @@ def build_ingress(view: View, gateway: Service, *, datacenter: str, leaf: LeafSn
     r.watch.update({("ca-roots",), ("ca-config",), ("service", gateway.namespace, gateway.name.lower())})
     entry: IngressGateway | None = r.entry(IngressGateway.KIND, gateway.namespace, gateway.name)
     address = gateway.address or "0.0.0.0"
-    config = dict(gateway.proxy.config) if gateway.proxy is not None else {}
-    known = _bootstrap_clusters(r, config)
+    config = r.config(gateway.namespace, gateway.name, gateway.proxy.config if gateway.proxy is not None else {})
+    known = _bootstrap_clusters(config)
     listeners = []
     for li in entry.listeners if entry is not None else ():
         protocol = li.protocol or "tcp"
@@ -226,14 +239,12 @@ def _sds_certificate(given: GatewayTLSSDSConfig | None, outer: GatewayTLSSDSConf
     return SdsCertificate(cluster=cluster, resource=given.cert_resource, defined=known is None or cluster in known)
 
 
-def _bootstrap_clusters(r: _Reader, config: Mapping[str, Any]) -> frozenset[str] | None:
+def _bootstrap_clusters(config: Mapping[str, Any]) -> frozenset[str] | None:
     """Rule 8: the static clusters ``connect envoy`` adds to the gateway's bootstrap from
-    ``envoy_extra_static_clusters_json`` (the registration's, else proxy-defaults'), by
-    name; None when the value does not parse (``connect envoy`` refuses it and says why)."""
+    ``envoy_extra_static_clusters_json`` (of the merged config, rule 12: the registration's,
+    else proxy-defaults'), by name; None when the value does not parse (``connect envoy``
+    refuses it and says why)."""
     value = lookup(config, EXTRA_CLUSTERS)
-    if value is None:
-        pd = r.entry(ProxyDefaults.KIND, DEFAULT_NS, "global")
-        value = lookup(pd.config, EXTRA_CLUSTERS) if pd is not None else None
     if value is None or (isinstance(value, str) and not value.strip()):
         return frozenset()
     try:
@@ -259,7 +270,7 @@ def build_terminating(view: View, gateway: Service, *, datacenter: str, leaf: Le
     r.watch.update({("ca-roots",), ("ca-config",), ("service", gateway.namespace, gateway.name.lower())})
     rows = linked_services(view, gateway)
     r.watch.update(rows.watch)
-    config = dict(gateway.proxy.config) if gateway.proxy is not None else {}
+    config = r.config(gateway.namespace, gateway.name, gateway.proxy.config if gateway.proxy is not None else {})
     timeout = _int(lookup(config, "connect_timeout_ms"))
     index = view["config"].intention_index()
     linked = []

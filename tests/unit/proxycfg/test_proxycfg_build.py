@@ -409,3 +409,22 @@ async def test_a_linked_service_carries_its_protocol_and_the_entrys_host_rewrite
         (ls,) = builder.build_terminating(view, EGRESS, datacenter="dc1", leaf=None,
                                           default=ALLOW).value.terminating.services
         assert (ls.protocol, ls.auto_host_rewrite) == ("http", False)
+
+
+async def test_proxy_defaults_and_service_defaults_reach_the_snapshot_config_under_the_registration():
+    """Rule 12: as Consul's agent merges central config into the proxy it serves."""
+    async with mesh() as (view, writer, _):
+        web = sidecar("web", 21000, config={"local_request_timeout_ms": 7000})
+        await put(writer, view, web)
+        await entry(writer, {"Kind": "proxy-defaults", "Name": "global", "Config": {
+            "local_request_timeout_ms": 1000, "local_connect_timeout_ms": 2000, "envoy_dns_discovery_type": "LOGICAL_DNS"}})
+        await entry(writer, {"Kind": "service-defaults", "Name": "web", "Protocol": "http",
+                             "LocalConnectTimeoutMs": 3000})
+        built = builder.build(view, web, datacenter="dc1", leaf=None, default=ALLOW)
+        snap = built.value
+        assert snap.config == {"local_request_timeout_ms": 7000,  # the registration's own value wins
+                               "local_connect_timeout_ms": 3000,  # service-defaults over proxy-defaults
+                               "envoy_dns_discovery_type": "LOGICAL_DNS", "protocol": "http"}
+        assert (snap.public.local_connect_timeout_ms, snap.public.protocol) == (3000, "http")
+        await entry(writer, {"Kind": "proxy-defaults", "Name": "global", "Config": {"local_connect_timeout_ms": 9}})
+        assert view.index_of(built.watch) > built.index  # proxy-defaults is watched
