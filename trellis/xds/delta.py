@@ -35,10 +35,11 @@ Rules:
    times out (15 s by default), so the children must not wait for the parent's ACK.
 7. An explicit (re)subscription to a name forgets Envoy's copy of it: the xDS spec says the
    server must send it even if it believes the client has it.
-8. A wildcard type (CDS, LDS) is answered once on every stream, empty if there is nothing
-   to send: Envoy finishes initialising only when its first CDS request is answered, so a
-   gateway with no cluster (a terminating gateway nothing is linked to yet) would
-   otherwise never ask for its listeners. An Envoy reconnecting with
+8. CDS is answered once on every stream, empty if there is no cluster to send: Envoy asks
+   for its listeners only once its first CDS request is answered, so a gateway with no
+   cluster (a terminating gateway nothing is linked to yet) would otherwise never get
+   its listeners. LDS is not: an empty answer would let Envoy call itself initialised (and
+   ``/ready``) before the listeners it is waiting for exist. An Envoy reconnecting with
    ``initial_resource_versions`` has initialised already and is owed nothing.
 """
 
@@ -260,7 +261,7 @@ def next_response(
             found = diffs[type_url] = diff(ts, desired.get(type_url, {}))
         upserts = found[0] if part is not Part.REMOVALS else []
         removals = found[1] if part is not Part.UPSERTS else []
-        unanswered = ts.wildcard and not ts.answered and part is not Part.REMOVALS  # rule 8
+        unanswered = type_url == CLUSTER and ts.wildcard and not ts.answered and part is Part.UPSERTS  # rule 8
         if upserts or removals or unanswered:
             blocked = (
                 ts.pending is not None

@@ -368,13 +368,14 @@ def test_reconnect_with_initial_versions_sends_only_the_difference() -> None:
     assert delta.in_sync(e.state, e.desired)
 
 
-def test_a_fresh_envoy_gets_an_empty_answer_for_each_wildcard_type_with_nothing_in_it() -> None:
-    """Rule 8: Envoy initialises only once its first CDS request is answered, so a gateway
-    with no cluster (and no listener) still gets one empty answer of each, in order."""
+def test_a_fresh_envoy_gets_an_empty_cds_answer_but_no_empty_lds_one() -> None:
+    """Rule 8: Envoy asks for listeners only once its first CDS request is answered, so a
+    gateway with no cluster still gets one empty CDS answer; an empty LDS answer would let
+    it call itself ready with no listener."""
     e = envoy({CLUSTER: {}, ENDPOINT: {}, LISTENER: {}, SECRET: {}})
     e.ask(C)
     e.ask(L)
-    assert e.settle() == [(C, [], []), (L, [], [])]
+    assert e.settle() == [(C, [], [])]
     assert e.settle() == []  # once per stream
 
 
@@ -383,8 +384,8 @@ def test_a_reconnecting_envoy_is_owed_no_empty_answer() -> None:
     e.ask(C, initial={"gone": "v0"})
     assert e.settle() == [(C, [], ["gone"])]  # only the difference
     e = envoy({CLUSTER: {}, ENDPOINT: {}, LISTENER: {}, SECRET: {}})
-    e.ask(L, initial={})
-    assert e.settle() == [(L, [], [])]  # nothing held: a fresh start after all
+    e.ask(C, initial={})
+    assert e.settle() == [(C, [], [])]  # nothing held: a fresh start after all
 
 
 def test_reconnect_removes_what_envoy_has_and_trellis_no_longer_wants() -> None:
