@@ -261,3 +261,31 @@ def test_two_certificates_never_share_a_server_name_envoy_would_refuse_the_liste
     assert names == [["api.example.com", "web.example.com"], ["*.api.example.com"]]  # api keeps only its own
     assert consistency_problems(resources) == []
 
+
+
+def test_connection_knobs_reach_the_listeners_and_bad_values_and_escape_hatches_are_named() -> None:
+    from xds_scenarios import variants
+
+    snap = variants()["connection_knobs"]
+    assert problems(snap) == ()
+    resources = build_resources(snap)
+    public = resources[types.LISTENER]["public_listener"]
+    assert public.connection_balance_config.HasField("exact_balance")
+    mtls = public.filter_chains[0]
+    assert mtls.filters[0].name == "envoy.filters.network.connection_limit"
+    upstream_listener = next(li for name, li in resources[types.LISTENER].items() if name.startswith("api:"))
+    assert upstream_listener.connection_balance_config.HasField("exact_balance")
+
+    bad = dataclasses.replace(snap, config={"max_inbound_connections": -1, "balance_inbound_connections": "fair",
+                                            "envoy_public_listener_json": "{}"},
+                              upstreams=(dataclasses.replace(snap.upstreams[0], config={"envoy_cluster_json": "{}"}),))
+    found = problems(bad)
+    assert "Proxy.Config max_inbound_connections = -1: not a whole number of at least 1; Envoy's default (no limit) " \
+           "applies" in found
+    assert "Proxy.Config balance_inbound_connections = \"fair\": not 'exact_balance'; Envoy's default balancing " \
+           "applies" in found
+    assert any(p.startswith("Proxy.Config envoy_public_listener_json: escape hatches are not supported") for p in found)
+    assert any(p.startswith("upstream api (127.0.0.1:9191) Config envoy_cluster_json: escape hatches") for p in found)
+    listener = build_resources(bad)[types.LISTENER]["public_listener"]
+    assert not listener.connection_balance_config.HasField("exact_balance")
+    assert listener.filter_chains[0].filters[0].name != "envoy.filters.network.connection_limit"

@@ -401,6 +401,10 @@ def variants() -> dict[str, ConnectProxySnapshot]:
             linked("external-api", (Endpoint("10.0.5.2", 443, "external", "external-api", "passing"),),
                    ca_file=str(FIXTURES / "root-1.pem"), cert_file=str(FIXTURES / "web.pem"),
                    key_file=str(FIXTURES / "web-key.pem"), tls_sni="api.external.com"),)),
+        "connection_knobs": snapshot(
+            config={"max_inbound_connections": 100, "balance_inbound_connections": "exact_balance"},
+            upstreams=(upstream("api", 9191, endpoints=_api_endpoints(),
+                                config={"balance_outbound_connections": "exact_balance"}),)),
         "terminating_gateway_logical_dns": dataclasses.replace(terminating_gateway((
             linked("external-api", (Endpoint("api.external.com", 443, "external", "external-api-1", "passing"),
                                     Endpoint("api2.external.com", 443, "external", "external-api-2", "passing")),

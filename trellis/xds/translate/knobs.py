@@ -230,6 +230,22 @@ OUTLIER: tuple[tuple[str, Knob], ...] = (
     ("base_ejection_time_ms", Knob(OUTLIER_BLOCK, "base_ejection_time", millis, 'a positive duration such as "30s"',
                                    "30s")),
 )
+# Proxy.Config knobs of the public listener (listeners.py rule 8): service-defaults'
+# MaxInboundConnections arrives here as max_inbound_connections (proxycfg build.py rule 12).
+INBOUND_LIMIT = Knob("", "max_inbound_connections", _at_least_one, "a whole number of at least 1", "no limit")
+EXACT_BALANCE = "exact_balance"  # the one balance_*_connections value Consul accepts
+# Escape hatches: Envoy resources given whole in Proxy.Config (or an upstream's Config). trellis
+# does not splice user JSON into what it generates; they are reported, never silently dropped.
+ESCAPE_HATCHES = ("envoy_public_listener_json", "envoy_local_cluster_json", "envoy_listener_tracing_json")
+UPSTREAM_ESCAPE_HATCHES = ("envoy_listener_json", "envoy_cluster_json")
+
+
+def balanced(config: Mapping[str, Any] | None, key: str) -> bool:
+    """``balance_inbound_connections`` / ``balance_outbound_connections`` = exact_balance."""
+    given = lookup(config, key)
+    return isinstance(given, str) and given.strip().lower() == EXACT_BALANCE
+
+
 # Proxy.Config knobs of the public HTTP route (listeners.py rule 2).
 ROUTE_TIMEOUTS: tuple[Knob, ...] = (
     Knob("", "local_request_timeout_ms", _positive_ms, _MS, "15 s"),

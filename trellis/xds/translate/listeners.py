@@ -60,6 +60,12 @@ Rules (reference/envoy-xds.md §0, §2.2, §2.3, §2.5, §8):
    it unanswered (Consul's has an ``sni_cluster`` chain there to the same end); the
    listener is there even before any linked service is served, so the gateway's TCP
    check passes from the start, as Consul's does.
+8. Connection knobs, as Consul sets them: ``max_inbound_connections`` (Proxy.Config, or
+   service-defaults' MaxInboundConnections) puts a ``connection_limit`` filter (stat prefix
+   ``inbound_connection_limit``) first on the public listener's mutual-TLS chain;
+   ``balance_inbound_connections`` = ``exact_balance`` gives the public listener, and an
+   upstream's ``balance_outbound_connections`` its listener, Envoy's exact connection
+   balance across worker threads.
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ from envoy.extensions.filters.http.grpc_http1_bridge.v3 import config_pb2 as grp
 from envoy.extensions.filters.http.grpc_stats.v3 import config_pb2 as grpc_stats_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
+from envoy.extensions.filters.network.connection_limit.v3 import connection_limit_pb2
 from envoy.extensions.filters.network.direct_response.v3 import config_pb2 as direct_response_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
@@ -104,6 +111,7 @@ ROUTER = "envoy.filters.http.router"
 GRPC_STATS = "envoy.filters.http.grpc_stats"
 GRPC_HTTP1_BRIDGE = "envoy.filters.http.grpc_http1_bridge"
 DIRECT_RESPONSE = "envoy.filters.network.direct_response"
+CONNECTION_LIMIT = "envoy.filters.network.connection_limit"
 
 HEALTH_PATH = "/health"
 HEALTH_STAT_PREFIX = "public_listener_health"
@@ -137,7 +145,7 @@ def build_listeners(snapshot: ConnectProxySnapshot, *, upstreams: tuple[Upstream
 # -- the public listener (rules 1, 2) ---------------------------------------------------------
 def build_public_listener(snapshot: ConnectProxySnapshot) -> listener_pb2.Listener:
     p = snapshot.public
-    return listener_pb2.Listener(
+    listener = listener_pb2.Listener(
         name=types.PUBLIC_LISTENER,
         address=core.socket_address(p.bind_address or "0.0.0.0", p.bind_port),
         traffic_direction=base_pb2.INBOUND,
@@ -145,6 +153,9 @@ def build_public_listener(snapshot: ConnectProxySnapshot) -> listener_pb2.Listen
             name=TLS_INSPECTOR, typed_config=core.pack(tls_inspector_pb2.TlsInspector()))],
         filter_chains=[_mtls_chain(snapshot), _plaintext_chain(snapshot)],
     )
+    if knobs.balanced(snapshot.config, "balance_inbound_connections"):  # rule 8
+        listener.connection_balance_config.exact_balance.SetInParent()
+    return listener
 
 
 def _mtls_chain(snapshot: ConnectProxySnapshot) -> listener_components_pb2.FilterChain:
@@ -159,6 +170,10 @@ def _mtls_chain(snapshot: ConnectProxySnapshot) -> listener_components_pb2.Filte
             network_filter(TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=types.PUBLIC_LISTENER,
                                                               cluster=types.LOCAL_APP)),
         ]
+    limit = knobs.INBOUND_LIMIT.read(knobs.INBOUND_LIMIT.given(snapshot.config))
+    if limit is not None:  # rule 8
+        filters.insert(0, network_filter(CONNECTION_LIMIT, connection_limit_pb2.ConnectionLimit(
+            stat_prefix="inbound_connection_limit", max_connections=wrappers_pb2.UInt64Value(value=limit))))
     return listener_components_pb2.FilterChain(
         name=MTLS_CHAIN,
         filter_chain_match=listener_components_pb2.FilterChainMatch(transport_protocol="tls"),
@@ -260,12 +275,15 @@ def build_upstream_listener(up: UpstreamSnapshot) -> listener_pb2.Listener:
     else:
         cluster = chains.start_cluster(up) if up.chain is not None else up.sni
         filters = [network_filter(TCP_PROXY, tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster))]
-    return listener_pb2.Listener(
+    listener = listener_pb2.Listener(
         name=upstream_listener_name(up),
         address=core.socket_address(up.local_bind_address, up.local_bind_port),
         traffic_direction=base_pb2.OUTBOUND,
         filter_chains=[listener_components_pb2.FilterChain(filters=filters)],
     )
+    if knobs.balanced(up.config, "balance_outbound_connections"):  # rule 8
+        listener.connection_balance_config.exact_balance.SetInParent()
+    return listener
 
 
 # -- ingress gateway listeners (rule 6) --------------------------------------------------------

@@ -152,8 +152,24 @@ def _proxy_problems(snapshot: ConnectProxySnapshot) -> Iterator[str]:
     if p.protocol not in PROTOCOLS:
         yield (f"service {snapshot.service}: protocol {_shown(p.protocol)} is not {_one_of()}; the public "
                "listener serves tcp")
-    for knob in knobs.ROUTE_TIMEOUTS:
+    for knob in (*knobs.ROUTE_TIMEOUTS, knobs.INBOUND_LIMIT):
         yield from _knob("Proxy.Config", config, knob)
+    yield from _balance("Proxy.Config", config, "balance_inbound_connections")
+    yield from _escape_hatches("Proxy.Config", config, knobs.ESCAPE_HATCHES)
+
+
+def _balance(where: str, config: Mapping[str, Any] | None, key: str) -> Iterator[str]:
+    given = knobs.lookup(config, key)
+    if _is_given(given) and not knobs.balanced(config, key):
+        yield f"{where} {key} = {_shown(given)}: not {knobs.EXACT_BALANCE!r}; Envoy's default balancing applies"
+
+
+def _escape_hatches(where: str, config: Mapping[str, Any] | None, keys: tuple[str, ...]) -> Iterator[str]:
+    """Envoy resources given whole: not spliced in (knobs.ESCAPE_HATCHES), so said, not dropped silently."""
+    for key in keys:
+        if _is_given(knobs.lookup(config, key)):
+            yield (f"{where} {key}: escape hatches are not supported (trellis does not splice user Envoy JSON "
+                   "into what it generates); ignored")
 
 
 # -- upstreams -------------------------------------------------------------------------------
@@ -167,6 +183,8 @@ def _upstream_problems(up: UpstreamSnapshot, first: UpstreamSnapshot) -> Iterato
                            expected="a whole number of milliseconds", applies=_timeout_applies(up.connect_timeout_ms))
     if up.protocol not in PROTOCOLS:
         yield f"{label}: protocol {_shown(up.protocol)} is not {_one_of()}; served as tcp"
+    yield from _balance(f"{label} Config", up.config, "balance_outbound_connections")
+    yield from _escape_hatches(f"{label} Config", up.config, knobs.UPSTREAM_ESCAPE_HATCHES)
     for block, table in _BLOCKS:
         given = knobs.lookup(up.config, block) if up.config else None
         if given is not None and not isinstance(given, Mapping):
