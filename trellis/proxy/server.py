@@ -19,9 +19,9 @@ Rules:
 4. An upstream whose port cannot be bound is logged and retried at every heartbeat and
    snapshot; everything else keeps serving.
 5. What the proxy leaves out or defaults (the plan's warnings, its refused upstreams, an
-   upstream it cannot bind yet, TLS refused for want of a leaf or roots) goes with every
-   heartbeat as ``Extra.problems``, one sentence each, as an Envoy stream reports its
-   translation's problems: ``connect proxy -list`` shows both alike.
+   upstream it cannot bind yet, TLS refused for want of a leaf or roots, a leaf it cannot
+   load) goes with every heartbeat as ``Extra.problems``, one sentence each, as an Envoy
+   stream reports its translation's problems: ``connect proxy -list`` shows both alike.
 6. Exit codes: 0 after a requested stop; 1 when the proxy cannot start (unknown proxy,
    token refused, no public/local port, public address not bindable) or when its
    follower or heartbeat fails with a bug (after draining, so the supervisor restarts it).
@@ -101,6 +101,7 @@ class ProxyServer:
         self.public: PublicListener | None = None
         self.upstreams: dict[str, UpstreamListener] = {}
         self._unbound: set[str] = set()  # upstream keys to (re)try binding (rule 4)
+        self._tls_problem = ""  # why TLS is refused or stale (rule 5), or ""
         self._told: set[str] = set()  # of those, the ones whose failure was logged
         self._metrics_server: MetricsServer | None = None
         self._stopping = asyncio.Event()
@@ -261,8 +262,8 @@ class ProxyServer:
         found += [f"upstream {r.destination} on {r.key} refused: {r.reason}" for r in self.plan.refused]
         found += [f"upstream {spec.destination}: cannot listen on {key} yet (retrying)"
                   for key in sorted(self._unbound) if (spec := self.plan.upstream(key)) is not None]
-        if self.shared.contexts is None:
-            found.append("no leaf certificate or roots in the snapshot yet; TLS is refused")
+        if self._tls_problem:
+            found.append(self._tls_problem)
         return found
 
     def _report(self, plan: ListenerPlan) -> None:
@@ -282,11 +283,16 @@ class ProxyServer:
         if key is None or snap.leaf is None:
             self.log.warning("proxy %s: the snapshot has no leaf certificate or roots; TLS is refused", self.proxy_id)
             self.shared.contexts = None
+            self._tls_problem = "no leaf certificate or roots in the snapshot yet; TLS is refused"
             return
         try:
             self.shared.contexts = build_contexts(snap.leaf, snap.roots)
         except (ssl.SSLError, OSError) as exc:  # keep the last good ones
             self.log.error("proxy %s: cannot load the leaf certificate %s: %s", self.proxy_id, snap.leaf.serial, exc)
+            kept = "the previous one is still served" if self.shared.contexts is not None else "TLS is refused"
+            self._tls_problem = f"cannot load the leaf certificate {snap.leaf.serial}: {exc}; {kept}"
+        else:
+            self._tls_problem = ""
 
     def _apply_authorizer(self, snap: ConnectProxySnapshot, plan: ListenerPlan, starting: bool) -> None:
         given = authz_input(snap)
