@@ -324,6 +324,19 @@ def own_certificates(li: IngressListenerSnapshot) -> list[OwnCertificate]:
     return out
 
 
+def ingress_chains(li: IngressListenerSnapshot, served: set[int]) -> tuple[list[OwnCertificate], bool]:
+    """Rule 6: the served services' own chains, and whether the default chain (every other
+    service, on route ``<port>``) is needed: not when every service has its own."""
+    own = [o for o in own_certificates(li) if id(o.service.upstream) in served]
+    return own, len(own) < len(li.services) or not li.services
+
+
+def ingress_route_names(li: IngressListenerSnapshot, served: set[int]) -> list[str]:
+    """The RDS routes an http-like ingress listener's chains name (routes.py builds these)."""
+    own, default = ingress_chains(li, served)
+    return [*(ingress_route_name(li, o.service) for o in own), *([ingress_route_name(li)] if default else [])]
+
+
 def build_ingress_listener(li: IngressListenerSnapshot, served: set[int],
                            leaf_secret: str | None) -> listener_pb2.Listener | None:
     """Rule 6; ``served``: ids of the upstreams that are served. A tcp listener whose one
@@ -331,13 +344,13 @@ def build_ingress_listener(li: IngressListenerSnapshot, served: set[int],
     ``leaf_secret`` (None: no leaf yet, so no listener, which would wait on a secret that
     is not sent)."""
     stat_prefix = f"ingress_upstream_{li.port}"
-    own = [o for o in own_certificates(li) if id(o.service.upstream) in served]
+    own, default = ingress_chains(li, served)
     chains_: list[listener_components_pb2.FilterChain] = []
     for o in own:
         chains_.append(_ingress_chain(li, stat_prefix, ingress_route_name(li, o.service), o.tls,
                                       tls.operator_sds(o.sds.cluster, o.sds.resource)))
         chains_[-1].filter_chain_match.server_names.extend(o.names)
-    if len(own) < len(li.services) or not li.services:
+    if default:
         certificate = None
         if li.tls is not None and li.tls.sds is not None:
             certificate = tls.operator_sds(li.tls.sds.cluster, li.tls.sds.resource)

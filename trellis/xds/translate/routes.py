@@ -52,8 +52,8 @@ def build_routes(snapshot: ConnectProxySnapshot, *, public: bool,
         out = {}
         for li in snapshot.ingress:
             if knobs.is_http(li.protocol):
-                names = {listeners.ingress_route_name(li)} | {listeners.ingress_route_name(li, s) for s in li.services}
-                out.update((name, _ingress_route(li, name, served)) for name in names)
+                out.update((name, _ingress_route(li, name, served))
+                           for name in listeners.ingress_route_names(li, served))
     return [out[name] for name in sorted(out)]
 
 
