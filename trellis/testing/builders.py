@@ -45,3 +45,33 @@ async def running_view() -> AsyncIterator[tuple[View, Writer, MemoryBackend]]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await backend.close()
+
+
+async def put_catalog(writer: Writer, *items: Node | Service | Check) -> None:
+    """Write nodes, services and checks in one plan (a check's status as given)."""
+    from trellis.catalog import write
+    from trellis.store.writer import Plan
+
+    def plan(v: Any) -> Plan:
+        p = Plan()
+        for item in items:
+            if isinstance(item, Node):
+                write.put_node(p, v, item)
+            elif isinstance(item, Service):
+                write.put_service(p, v, item)
+            else:
+                write.put_check(p, v, item, keep_state=False)
+        return p
+
+    await writer.apply(plan)
+
+
+async def put_entries(writer: Writer, *entries: dict[str, Any]) -> None:
+    """Decode and write config entries (as ``PUT /v1/config`` would), one write each."""
+    from trellis.config.entry import write as entry_write
+    from trellis.config.entry.decode import decode_entry
+
+    for data in entries:
+        entry = decode_entry(data)
+        await writer.apply(lambda v, e=entry: entry_write.plan_put(v, e))
+

@@ -9,9 +9,8 @@ import pytest
 
 from trellis.catalog import central
 from trellis.catalog.model import Proxy, ServiceKind, Upstream
-from trellis.config.entry import write as entry_write
 from trellis.config.entry.decode import decode_entry
-from trellis.testing.builders import make_service, running_view
+from trellis.testing.builders import make_service, put_entries, running_view
 
 
 PD = {"Kind": "proxy-defaults", "Name": "global", "Config": {"protocol": "http", "envoy_statsd_url": "udp://1.1.1.1:8125",
@@ -69,19 +68,13 @@ WEB = make_service("web-sidecar-proxy", kind=ServiceKind.CONNECT_PROXY, port=210
         Upstream(destination_name="q", destination_type="prepared_query", local_bind_port=9193))))
 
 
-async def write_entries(writer, entries: list[dict]) -> None:
-    for data in entries:
-        e = decode_entry(data)
-        await writer.apply(lambda v, e=e: entry_write.plan_put(v, e))
-
-
 async def test_a_sidecar_gets_proxy_defaults_its_services_defaults_and_upstream_config():
     async with running_view() as (view, writer, _):
-        await write_entries(writer, [PD, {"Kind": "service-defaults", "Name": "web", "UpstreamConfig": {
+        await put_entries(writer, PD, {"Kind": "service-defaults", "Name": "web", "UpstreamConfig": {
             "Defaults": {"ConnectTimeoutMs": 500, "Limits": {"MaxConnections": 7}},
             "Overrides": [{"Name": "db", "Protocol": "tcp",
                            "PassiveHealthCheck": {"Interval": "10s", "MaxFailures": 3}}]}},
-            {"Kind": "service-defaults", "Name": "api", "Protocol": "grpc"}])
+            {"Kind": "service-defaults", "Name": "api", "Protocol": "grpc"})
         merged, watch = central.resolved(view, WEB)
         assert merged.proxy.config == {"envoy_statsd_url": "udp://2.2.2.2:8125", "protocol": "http",
                                        "local_connect_timeout_ms": 1000}
@@ -103,7 +96,7 @@ async def test_without_entries_nothing_changes():
 
 async def test_a_gateway_takes_its_own_service_defaults_and_a_typical_service_nothing():
     async with running_view() as (view, writer, _):
-        await write_entries(writer, [PD, {"Kind": "service-defaults", "Name": "igw", "Protocol": "http2"}])
+        await put_entries(writer, PD, {"Kind": "service-defaults", "Name": "igw", "Protocol": "http2"})
         gateway = make_service("igw", kind=ServiceKind.INGRESS_GATEWAY, port=8443, proxy=Proxy())
         assert central.resolved(view, gateway)[0].proxy.config["protocol"] == "http2"
         typical = make_service("web", port=80)

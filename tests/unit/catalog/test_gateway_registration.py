@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from trellis.catalog import query, write
+from trellis.catalog import query
 from trellis.catalog.definition import build_registration, decode_service, decode_service_file
 from trellis.catalog.errors import InvalidDefinition
 from trellis.catalog.gateway import (
@@ -22,10 +22,8 @@ from trellis.catalog.gateway import (
 from trellis.catalog.model import ServiceAddress, ServiceKind
 from trellis.catalog.sidecar import PortPool
 from trellis.config.entry import write as entry_write
-from trellis.config.entry.decode import decode_entry
 from trellis.config.entry.keys import EntryRef
-from trellis.store.writer import Plan
-from trellis.testing.builders import make_node, running_view
+from trellis.testing.builders import make_node, put_catalog, put_entries, running_view
 
 BIND = {"envoy_gateway_bind_addresses": {"default": {"address": "0.0.0.0", "port": 8080}}}
 
@@ -204,16 +202,8 @@ KINDS = [
 
 
 async def _put(view, writer, *services, entries=()):
-    def plan(v):
-        p = Plan()
-        write.put_node(p, v, make_node())
-        for s in services:
-            write.put_service(p, v, s)
-        return p
-
-    await writer.apply(plan)
-    for e in entries:
-        await writer.apply(lambda v, e=e: entry_write.plan_put(v, decode_entry(e)))
+    await put_catalog(writer, make_node(), *services)
+    await put_entries(writer, *entries)
 
 
 @pytest.mark.parametrize(("body", "entries", "kind"), [c[1:] for c in KINDS], ids=[c[0] for c in KINDS])
@@ -243,7 +233,7 @@ async def test_writing_the_entry_after_registration_wakes_readers_and_changes_th
         assert before.value[0].service.kind is ServiceKind.TYPICAL
         waiter = asyncio.create_task(view.wait_change(before.watch, before.index, 5))
         await asyncio.sleep(0)
-        await writer.apply(lambda v: entry_write.plan_put(v, decode_entry(TERMINATING)))
+        await put_entries(writer, TERMINATING)
         assert await waiter is True
         after = query.service_instances(view, "default", "egress-gateway")
         assert after.index > before.index

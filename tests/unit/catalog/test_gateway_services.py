@@ -6,13 +6,9 @@ from __future__ import annotations
 import pytest
 
 from trellis.api.codec_gateway import encode_gateway_service
-from trellis.catalog import write
 from trellis.catalog.gateway_services import gateway_services, ingress_instances
 from trellis.catalog.model import Connect, Proxy, ServiceKind
-from trellis.config.entry import write as entry_write
-from trellis.config.entry.decode import decode_entry
-from trellis.store.writer import Plan
-from trellis.testing.builders import make_node, make_service, running_view
+from trellis.testing.builders import make_node, make_service, put_catalog, put_entries, running_view
 
 
 def sidecar(name: str):
@@ -50,16 +46,8 @@ ENTRIES = [
 
 
 async def _catalog(view, writer):
-    def plan(v):
-        p = Plan()
-        write.put_node(p, v, make_node())
-        for s in SERVICES:
-            write.put_service(p, v, s)
-        return p
-
-    await writer.apply(plan)
-    for e in ENTRIES:
-        await writer.apply(lambda v, e=e: entry_write.plan_put(v, decode_entry(e)))
+    await put_catalog(writer, make_node(), *SERVICES)
+    await put_entries(writer, *ENTRIES)
 
 
 def _rows(view, gateway):
@@ -145,9 +133,8 @@ async def test_a_new_ingress_entry_moves_the_index_of_an_empty_answer():
         await _catalog(view, writer)
         before = ingress_instances(view, "default", "db")
         assert before.value == []
-        await writer.apply(lambda v: entry_write.plan_put(v, decode_entry(
-            {"Kind": "ingress-gateway", "Name": "igw3", "Listeners": [
-                {"Port": 1, "Protocol": "tcp", "Services": [{"Name": "db"}]}]})))
+        await put_entries(writer, {"Kind": "ingress-gateway", "Name": "igw3", "Listeners": [
+            {"Port": 1, "Protocol": "tcp", "Services": [{"Name": "db"}]}]})
         after = ingress_instances(view, "default", "db")
         assert after.index > before.index and after.value == []  # igw3 has no instances yet
         gw = gateway_services(view, "default", "igw3")

@@ -9,11 +9,9 @@ import pytest
 
 from trellis.catalog import write
 from trellis.catalog.model import CheckStatus, Connect, Proxy, ServiceKind
-from trellis.config.entry import write as entry_write
-from trellis.config.entry.decode import decode_entry
 from trellis.dns import DnsConfig, build_answer, format_answer, parse_query
 from trellis.store.writer import Plan
-from trellis.testing.builders import make_check, make_node, make_service, running_view
+from trellis.testing.builders import make_check, make_node, make_service, put_entries, running_view
 
 CFG = DnsConfig()
 IGW = {"Kind": "ingress-gateway", "Name": "igw", "Listeners": [
@@ -42,8 +40,7 @@ async def _setup(view, writer):
         return p
 
     await writer.apply(plan)
-    for e in (IGW, SEED_GW):
-        await writer.apply(lambda v, e=e: entry_write.plan_put(v, decode_entry(e)))
+    await put_entries(writer, IGW, SEED_GW)
 
 
 CASES = [

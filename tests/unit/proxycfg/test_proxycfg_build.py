@@ -10,16 +10,12 @@ import dataclasses
 import pytest
 
 from trellis.agent.leafcert import LeafManager
-from trellis.catalog import write
 from trellis.catalog.model import Check, CheckStatus, Node, Proxy, Service, ServiceKind, Upstream
-from trellis.config.entry.decode import decode_entry
-from trellis.config.entry.write import plan_put
 from trellis.connect.ca.manager import CAManager
 from trellis.proxycfg import build as builder
 from trellis.proxycfg.model import DefaultDecision, usable_endpoints
 from trellis.proxycfg.watcher import ProxyWatcher
-from trellis.store.writer import Plan
-from trellis.testing.builders import running_view
+from trellis.testing.builders import put_catalog, put_entries, running_view
 
 ALLOW = DefaultDecision(True, "Default intention policy")
 
@@ -33,23 +29,11 @@ def sidecar(name: str, port: int, *, node: str = "n1", upstreams: tuple[Upstream
 
 
 async def put(writer, view, *items) -> None:
-    def plan(v) -> Plan:
-        p = Plan()
-        for item in items:
-            if isinstance(item, Node):
-                write.put_node(p, v, item)
-            elif isinstance(item, Service):
-                write.put_service(p, v, item)
-            else:
-                write.put_check(p, v, item, keep_state=False)
-        return p
-
-    await writer.apply(plan)
+    await put_catalog(writer, *items)
 
 
 async def entry(writer, data: dict) -> None:
-    e = decode_entry(data)
-    await writer.apply(lambda v: plan_put(v, e))
+    await put_entries(writer, data)
 
 
 @contextlib.asynccontextmanager
