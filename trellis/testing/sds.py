@@ -24,20 +24,15 @@ from envoy.service.discovery.v3 import discovery_pb2
 from envoy.service.secret.v3 import sds_pb2_grpc
 from google.protobuf import any_pb2
 
+from trellis.xds import bootstrap
+
 SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 _CHANGED = object()
 
 
 def grpc_cluster(name: str, port: int) -> dict:
     """The static cluster an operator adds to Envoy's bootstrap to reach this server."""
-    return {
-        "name": name, "type": "STATIC", "connect_timeout": "1s",
-        "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-            "explicit_http_config": {"http2_protocol_options": {}}}},
-        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
-            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
-    }
+    return bootstrap.grpc_cluster(name, "127.0.0.1", port)
 
 
 class SdsServer(sds_pb2_grpc.SecretDiscoveryServiceServicer):

@@ -362,13 +362,19 @@ def _fixed_tags(a: BootstrapArgs) -> list[dict[str, str]]:
 
 
 def _agent_cluster(a: BootstrapArgs) -> dict[str, Any]:
+    return grpc_cluster(LOCAL_AGENT, a.agent_host, a.agent_port)
+
+
+def grpc_cluster(name: str, host: str, port: int) -> dict[str, Any]:
+    """A static cluster speaking HTTP/2 (gRPC) to ``host:port``, 1 s connect timeout: the
+    agent's (rule 2), or an SDS server's an operator adds with envoy_extra_static_clusters_json."""
     return {
-        "name": LOCAL_AGENT, "type": "STATIC", "connect_timeout": "1s",
+        "name": name, "type": "STATIC", "connect_timeout": "1s",
         "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
             "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
             "explicit_http_config": {"http2_protocol_options": {}}}},
-        "load_assignment": {"cluster_name": LOCAL_AGENT, "endpoints": [{"lb_endpoints": [
-            {"endpoint": {"address": _address(a.agent_host, a.agent_port)}}]}]},
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": _address(host, port)}}]}]},
     }
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from trellis.xds import types
+from trellis.xds.bootstrap import grpc_cluster
 
 ENVOY = Path(sys.executable).with_name("envoy")
 _XDS_CLUSTER = "xds_unreachable"
@@ -47,14 +48,7 @@ def _base(resources: dict) -> dict[str, Any]:
 
 def _grpc_cluster(name: str) -> dict[str, Any]:
     """A static HTTP/2 cluster ``name`` to a port nobody listens on."""
-    return {
-        "name": name, "type": "STATIC", "connect_timeout": "1s",
-        "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-            "explicit_http_config": {"http2_protocol_options": {}}}},
-        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
-            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 1}}}}]}]},
-    }
+    return grpc_cluster(name, "127.0.0.1", 1)
 
 
 def operator_sds(data: Any) -> set[tuple[str, str]]:
