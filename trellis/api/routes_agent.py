@@ -17,12 +17,12 @@ from trellis.agent.local import parse_status
 from trellis.api import codec, filtering, params
 from trellis.api.app import AUTHZ, CTX, json_response, read_json, text
 from trellis.api.blocking import parse_query_options
-from trellis.catalog import definition
-from trellis.catalog import central
-from trellis.catalog.gateway import kind_watch, with_effective_kind
-from trellis.catalog.model import CheckStatus, CheckType
+from trellis.catalog import central, definition
+from trellis.catalog.gateway import with_effective_kind
+from trellis.catalog.model import CheckStatus, CheckType, Service
 from trellis.catalog.query import aggregate_status, worst_status
 from trellis.errors import InvalidInput, NotFound
+from trellis.store.view import WatchKey
 
 
 def add_routes(r: web.UrlDispatcher) -> None:
@@ -71,25 +71,30 @@ async def services(request: web.Request) -> web.Response:
     flt = filtering.compile_filter(request.query.get("filter", ""), bexpr.NODE_SERVICE)
     ns = params.namespace(request.query, request.headers, wildcard=True)
     docs = {
-        s.id: codec.encode_agent_service(_effective(ctx, s)) for s in ctx.local.services()
+        s.id: codec.encode_agent_service(_effective(ctx, s)[0]) for s in ctx.local.services()
         if (ns == "*" or s.namespace == ns) and authz.allowed("service", s.name, Access.READ)
     }
     return json_response(request, filtering.select_map(flt, docs))
 
 
-def _effective(ctx, s):
-    """``s`` as the API shows it: with its effective kind (catalog/gateway.py) and, for a
-    proxy or gateway, merged with central config as Consul's agent serves it (catalog/central.py)."""
-    return central.resolved(ctx.view, with_effective_kind(ctx.view, s)[0])[0]
+def _effective(ctx, s: Service) -> tuple[Service, tuple[WatchKey, ...]]:
+    """``s`` as the API shows it, and the config-entry keys that decided it: its effective
+    kind (catalog/gateway.py) and, for a proxy or gateway, merged with central config as
+    Consul's agent serves it (catalog/central.py)."""
+    kinded, kind_keys = with_effective_kind(ctx.view, s)
+    merged, central_keys = central.resolved(ctx.view, kinded)
+    return merged, (*kind_keys, *central_keys)
 
 
-def _service_doc(ctx, service_id: str, ns: str) -> dict | None:
+def _service_doc(ctx, service_id: str, ns: str) -> tuple[dict | None, tuple[WatchKey, ...]]:
+    """The service's document with its ContentHash, and the keys that change it."""
     s = ctx.local.service(service_id, ns)
     if s is None:
-        return None
-    doc = codec.encode_agent_service(_effective(ctx, s))
+        return None, ()
+    merged, keys = _effective(ctx, s)
+    doc = codec.encode_agent_service(merged)
     doc["ContentHash"] = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
-    return doc
+    return doc, keys
 
 
 async def service(request: web.Request) -> web.Response:
@@ -98,7 +103,7 @@ async def service(request: web.Request) -> web.Response:
     ns = params.namespace(request.query, request.headers)
     sid = request.match_info["id"]
     opts = parse_query_options(request.query)
-    doc = _service_doc(ctx, sid, ns)
+    doc, keys = _service_doc(ctx, sid, ns)
     if doc is None:
         raise NotFound(f"unknown service ID: {sid}")
     request[AUTHZ].require("service", doc["Service"], Access.READ)
@@ -106,17 +111,15 @@ async def service(request: web.Request) -> web.Response:
     if want and want == doc["ContentHash"]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + opts.wait + random.uniform(0, opts.wait / 16)
-        found = ctx.local.service(sid, ns)
-        # its kind may come from a gateway config entry, its config from proxy-defaults and
-        # service-defaults: writing any of them changes the hash
-        central_watch = central.resolved(ctx.view, with_effective_kind(ctx.view, found)[0])[1] if found else ()
-        watch = [("node-services", ctx.node_name.lower()), *(kind_watch(found) if found else ()), *central_watch]
         while doc is not None and doc["ContentHash"] == want:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
+            # its kind may come from a gateway config entry, its config from proxy-defaults and
+            # service-defaults: writing any of them, or the registration, changes the hash
+            watch = [("node-services", ctx.node_name.lower()), *keys]
             await ctx.view.wait_change(watch, ctx.view.index_of(watch), remaining)
-            doc = _service_doc(ctx, sid, ns)
+            doc, keys = _service_doc(ctx, sid, ns)
         if doc is None:
             raise NotFound(f"unknown service ID: {sid}")
     return json_response(request, doc, **{"X-Consul-ContentHash": doc["ContentHash"]})
@@ -281,7 +284,7 @@ def _health_doc(ctx, s) -> tuple[CheckStatus, dict]:
     status = aggregate_status(checks)
     return status, {
         "AggregatedStatus": status.value,
-        "Service": codec.encode_agent_service(_effective(ctx, s)),
+        "Service": codec.encode_agent_service(_effective(ctx, s)[0]),
         "Checks": [codec.encode_check(c) for c in checks],
     }
 
