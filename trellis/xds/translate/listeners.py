@@ -292,11 +292,9 @@ def ingress_listener_name(li: IngressListenerSnapshot) -> str:
 
 
 def ingress_route_name(li: IngressListenerSnapshot, svc: IngressServiceSnapshot | None = None) -> str:
-    """The RDS route of an http-like ingress listener: its port, as Consul names it; a
-    service with its own certificate and chain has its own, ``<port>_<upstream id>``."""
-    if svc is not None and any(own.service is svc for own in own_certificates(li)):
-        return f"{li.port}_{upstream_id(svc.upstream)}"
-    return str(li.port)
+    """The RDS route of an http-like ingress listener: its port, as Consul names it; that
+    of a service with a chain of its own (``own_certificates``) ``<port>_<upstream id>``."""
+    return f"{li.port}_{upstream_id(svc.upstream)}" if svc is not None else str(li.port)
 
 
 class OwnCertificate(NamedTuple):
@@ -331,10 +329,16 @@ def ingress_chains(li: IngressListenerSnapshot, served: set[int]) -> tuple[list[
     return own, len(own) < len(li.services) or not li.services
 
 
-def ingress_route_names(li: IngressListenerSnapshot, served: set[int]) -> list[str]:
-    """The RDS routes an http-like ingress listener's chains name (routes.py builds these)."""
+def ingress_routes(li: IngressListenerSnapshot, served: set[int]) -> dict[str, list[IngressServiceSnapshot]]:
+    """The RDS routes an http-like ingress listener's chains name, each with the served
+    services whose virtual hosts it holds (routes.py builds them): a chain of its own's
+    route its one service, the default route every other one."""
     own, default = ingress_chains(li, served)
-    return [*(ingress_route_name(li, o.service) for o in own), *([ingress_route_name(li)] if default else [])]
+    out = {ingress_route_name(li, o.service): [o.service] for o in own}
+    if default:
+        owned = {id(o.service) for o in own}
+        out[ingress_route_name(li)] = [s for s in li.services if id(s.upstream) in served and id(s) not in owned]
+    return out
 
 
 def build_ingress_listener(li: IngressListenerSnapshot, served: set[int],

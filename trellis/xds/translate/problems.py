@@ -50,7 +50,7 @@ from typing import Any
 from trellis.proxycfg.keys import lookup
 from trellis.proxycfg.model import CONNECT_PROXY, ConnectProxySnapshot, UpstreamSnapshot, usable_endpoints
 from trellis.xds.translate import knobs
-from trellis.xds.translate.listeners import ingress_route_name
+from trellis.xds.translate.listeners import own_certificates
 
 PROTOCOLS = ("tcp", "http", "http2", "grpc")  # knobs.py rule 2: tcp and HTTP_LIKE
 _BLOCKS = ((knobs.LIMITS_BLOCK, knobs.LIMITS), (knobs.OUTLIER_BLOCK, knobs.OUTLIER))
@@ -129,8 +129,9 @@ def _proxy_problems(snapshot: ConnectProxySnapshot) -> Iterator[str]:
                 yield (f"ingress listener {li.port}: its SDS certificate {sds.resource!r} comes from cluster "
                        f"{sds.cluster!r}, which the gateway's envoy_extra_static_clusters_json (Proxy.Config, else "
                        "proxy-defaults) does not define; Envoy keeps the listener from serving until it can fetch it")
+        owned = {id(o.service) for o in own_certificates(li)}
         for svc in li.services:
-            if svc.tls is not None and ingress_route_name(li, svc) == ingress_route_name(li):
+            if svc.tls is not None and id(svc) not in owned:
                 yield (f"ingress listener {li.port}: service {svc.upstream.destination_name} has its own SDS "
                        f"certificate but no TLS server name of its own to be chosen by (Hosts {list(svc.hosts)}: "
                        "only *, or names an earlier service's certificate has); it is served with the listener's")

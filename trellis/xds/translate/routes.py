@@ -26,7 +26,7 @@ from google.protobuf import wrappers_pb2
 
 from trellis.proxycfg.model import (
     ConnectProxySnapshot,
-    IngressListenerSnapshot,
+    IngressServiceSnapshot,
     LinkedServiceSnapshot,
     UpstreamSnapshot,
 )
@@ -52,19 +52,19 @@ def build_routes(snapshot: ConnectProxySnapshot, *, public: bool,
         out = {}
         for li in snapshot.ingress:
             if knobs.is_http(li.protocol):
-                out.update((name, _ingress_route(li, name, served))
-                           for name in listeners.ingress_route_names(li, served))
+                out.update((name, _ingress_route(name, services))
+                           for name, services in listeners.ingress_routes(li, served).items())
     return [out[name] for name in sorted(out)]
 
 
-def _ingress_route(li: IngressListenerSnapshot, name: str, served: set[int]) -> route_pb2.RouteConfiguration:
-    """An http-like ingress listener's route ``name``: one virtual host per served service
-    whose route it is (listeners.py rule 6), matched on its hosts, with the service's
-    routes (its chain's, or one to its cluster) and header changes."""
+def _ingress_route(name: str, services: list[IngressServiceSnapshot]) -> route_pb2.RouteConfiguration:
+    """An http-like ingress listener's route ``name``: one virtual host per one of its
+    ``services`` that has hosts (listeners.py rule 6), with the service's routes (its
+    chain's, or one to its cluster) and header changes."""
     hosts = []
-    for svc in li.services:
+    for svc in services:
         up = svc.upstream
-        if id(up) not in served or not svc.hosts or listeners.ingress_route_name(li, svc) != name:
+        if not svc.hosts:
             continue
         if up.chain is not None:
             routes = list(chains.build_route(up, name).virtual_hosts[0].routes)
