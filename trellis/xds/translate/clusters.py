@@ -145,29 +145,27 @@ def build_external_cluster(ls: LinkedServiceSnapshot, *, name: str = "", endpoin
     from trellis.xds.translate.endpoints import lb_endpoint  # endpoints.py builds on rbac.py, as this does
 
     name = name or ls.sni
-    chosen = sorted(usable_endpoints(ls.endpoints if endpoints is None else endpoints),
-                    key=lambda e: (e.address, e.port, e.service_id))
-    by_ip = all(knobs.is_ip(e.address) for e in chosen)
-    if logical_dns and not by_ip:
-        chosen = chosen[:1]
-    live = rbac.linked_live(ls)
-    assignment = endpoint_pb2.ClusterLoadAssignment(cluster_name=name)
-    if chosen:
-        assignment.endpoints.append(endpoint_components_pb2.LocalityLbEndpoints(
-            lb_endpoints=[lb_endpoint(e) for e in chosen]))
     cluster = _Cluster(
         name=name,
         alt_stat_name=name,
-        type=(_Cluster.EDS if live else _Cluster.STATIC if by_ip else _Cluster.LOGICAL_DNS if logical_dns
-              else _Cluster.STRICT_DNS),
         connect_timeout=core.duration(knobs.connect_timeout_ms(ls.connect_timeout_ms)),
         common_lb_config=_Cluster.CommonLbConfig(healthy_panic_threshold=percent_pb2.Percent(value=0)),
         outlier_detection=outlier_detection_pb2.OutlierDetection(),
     )
-    if live:  # rbac.py rule 10: the endpoints come over EDS, with the decision table
+    if rbac.linked_live(ls):  # rbac.py rule 10: the endpoints come over EDS, with the decision table
+        cluster.type = _Cluster.EDS
         cluster.eds_cluster_config.eds_config.CopyFrom(core.ads_source())
     else:
-        cluster.load_assignment.CopyFrom(assignment)
+        chosen = sorted(usable_endpoints(ls.endpoints if endpoints is None else endpoints),
+                        key=lambda e: (e.address, e.port, e.service_id))
+        by_ip = all(knobs.is_ip(e.address) for e in chosen)
+        if logical_dns and not by_ip:
+            chosen = chosen[:1]
+        cluster.type = _Cluster.STATIC if by_ip else _Cluster.LOGICAL_DNS if logical_dns else _Cluster.STRICT_DNS
+        cluster.load_assignment.cluster_name = name
+        if chosen:
+            cluster.load_assignment.endpoints.append(endpoint_components_pb2.LocalityLbEndpoints(
+                lb_endpoints=[lb_endpoint(e) for e in chosen]))
     set_load_balancer(cluster, ls.load_balancer)
     context = tls.external_context(ls.ca_file, ls.cert_file, ls.key_file, ls.tls_sni)
     if context is not None:
