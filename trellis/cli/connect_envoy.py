@@ -322,7 +322,6 @@ def _args(client: http.ApiClient, parsed: Any, proxy_id: str, gateway: str = "")
         proxy_id=proxy_id, service=proxy.get("DestinationServiceName") or service.get("Service", ""),
         namespace=service.get("Namespace") or "default", admin_host=admin_host, admin_port=admin_port,
         agent_host=agent_host, agent_port=agent_port, token=client.config.token,
-        prometheus_host=config.prometheus_bind[0], prometheus_port=config.prometheus_bind[1],
         ready_host=ready_host, ready_port=ready_port, datacenter=service.get("Datacenter") or "", config=config,
     )
 

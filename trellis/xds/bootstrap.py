@@ -263,8 +263,6 @@ class BootstrapArgs:
     agent_port: int
     token: str = ""
     node_name: str = ""
-    prometheus_host: str = ""
-    prometheus_port: int = 0
     prometheus_path: str = "/metrics"
     ready_host: str = ""
     ready_port: int = 0
@@ -309,7 +307,7 @@ def _add_static_resources(static: dict[str, Any], a: BootstrapArgs) -> None:
     static["clusters"] += [dict(x) for x in c.extra_clusters]
     static["listeners"] += [dict(x) for x in c.extra_listeners]
     admin_backed = [
-        (PROMETHEUS_LISTENER, "envoy_prometheus_metrics", a.prometheus_host, a.prometheus_port,
+        (PROMETHEUS_LISTENER, "envoy_prometheus_metrics", c.prometheus_bind[0], c.prometheus_bind[1],
          {"path": a.prometheus_path}, "/stats/prometheus"),
         (STATS_LISTENER, "envoy_metrics", c.stats_bind[0], c.stats_bind[1], {"prefix": "/stats"}, "/stats"),
         (READY_LISTENER, "envoy_ready", a.ready_host, a.ready_port, {"path": "/ready"}, "/ready"),

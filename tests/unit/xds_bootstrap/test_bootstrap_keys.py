@@ -133,10 +133,10 @@ def names(resources: list[dict]) -> list[str]:
 
 
 def test_extra_clusters_follow_the_agent_cluster_and_extra_listeners_come_first():
-    a = dataclasses.replace(with_config(
+    a = with_config(
         envoy_extra_static_clusters_json=f"{json.dumps(SDS)},{json.dumps(ZIPKIN)}",
-        envoy_extra_static_listeners_json=json.dumps(ECHO), envoy_stats_bind_addr="127.0.0.1:9103"),
-        prometheus_host="127.0.0.1", prometheus_port=9102)
+        envoy_extra_static_listeners_json=json.dumps(ECHO), envoy_stats_bind_addr="127.0.0.1:9103",
+        envoy_prometheus_bind_addr="127.0.0.1:9102")
     static = build_bootstrap(a)["static_resources"]
     assert names(static["clusters"]) == ["local_agent", "sds-server", "zipkin", "self_admin"]
     assert static["clusters"][1] == SDS
@@ -206,8 +206,7 @@ EVERYTHING = {
                          ids=["every-key", "every-key-with-stats-config"])
 def test_envoy_accepts_a_bootstrap_using_every_key(tmp_path, config):
     cfg = parse_bootstrap_config(config, ENV)
-    a = dataclasses.replace(BASE, config=cfg, prometheus_host=cfg.prometheus_bind[0],
-                            prometheus_port=cfg.prometheus_bind[1])
+    a = dataclasses.replace(BASE, config=cfg)
     path = tmp_path / "bootstrap.json"
     path.write_text(json.dumps(build_bootstrap(a)))
     r = subprocess.run([ENVOY, "--mode", "validate", "-c", str(path)], capture_output=True, text=True, timeout=60)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from trellis.cli import connect_envoy
-from trellis.xds.bootstrap import MIN_ENVOY, BootstrapArgs, build_bootstrap, parse_version
+from trellis.xds.bootstrap import MIN_ENVOY, BootstrapArgs, BootstrapConfig, build_bootstrap, parse_version
 
 ENVOY = str(Path(sys.executable).parent / "envoy")
 BASE = BootstrapArgs(proxy_id="web-1-sidecar-proxy", service="web", namespace="default", admin_host="127.0.0.1",
@@ -31,10 +31,10 @@ def test_the_bootstrap_names_the_node_and_reaches_the_agent_over_delta_ads():
     assert b["dynamic_resources"]["lds_config"]["ads"] == {} and b["dynamic_resources"]["cds_config"]["ads"] == {}
 
 
-WITH_PROMETHEUS = dataclasses.replace(BASE, prometheus_host="127.0.0.1", prometheus_port=9102)
+WITH_PROMETHEUS = dataclasses.replace(BASE, config=BootstrapConfig(prometheus_bind=("127.0.0.1", 9102)))
 INGRESS_GATEWAY = dataclasses.replace(BASE, proxy_id="ingress-gateway", service="ingress-gateway",
                                       ready_host="127.0.0.1", ready_port=8443)
-BOTH = dataclasses.replace(INGRESS_GATEWAY, prometheus_host="127.0.0.1", prometheus_port=9102)
+BOTH = dataclasses.replace(INGRESS_GATEWAY, config=BootstrapConfig(prometheus_bind=("127.0.0.1", 9102)))
 
 
 @pytest.mark.parametrize("args", [BASE, WITH_PROMETHEUS, INGRESS_GATEWAY, BOTH],
